@@ -1,0 +1,93 @@
+//! Who may connect, subscribe and publish: one [`Authorizer`] interface that
+//! every decision goes through.
+//!
+//! The broker asks the authorizer and never decides on its own, so the
+//! built-in, config-driven [`ConfigAuthorizer`] can be replaced by a WASM
+//! ACL policy without touching sessions or routing. The interface is async
+//! because a policy call (or password hashing) may take time; the broker
+//! caches publish decisions per topic where [`Authorizer::publish_decisions_cacheable`]
+//! allows it.
+
+mod builtin;
+mod password;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use firehose_mqtt::{ProtocolVersion, Publish};
+
+pub use builtin::ConfigAuthorizer;
+pub use password::{hash_password, verify_password};
+
+/// A boxed future, as trait objects return them.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What the authorizer knows about a client.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    pub client_id: Arc<str>,
+    /// `None` for anonymous clients.
+    pub username: Option<Arc<str>>,
+    /// The name of the listener it came in on.
+    pub listener: Arc<str>,
+    pub remote_addr: SocketAddr,
+    /// Subject of a verified client certificate, if any.
+    pub tls_identity: Option<Arc<str>>,
+    pub protocol: ProtocolVersion,
+}
+
+/// The answer to a subscribe or publish check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    /// Refused, with a reason for logs (never sent to anonymous peers
+    /// beyond the reason code).
+    Deny(String),
+}
+
+impl Decision {
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Decision::Allow)
+    }
+}
+
+/// The answer to a connect check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectDecision {
+    Allow,
+    /// Unknown user or wrong password.
+    BadCredentials,
+    /// Known (or anonymous) but not allowed to connect.
+    NotAuthorized(String),
+}
+
+/// Every access decision of the broker.
+pub trait Authorizer: Send + Sync + 'static {
+    /// Called once per CONNECT, after the packet is well formed.
+    fn check_connect<'a>(
+        &'a self,
+        client: &'a ClientInfo,
+        password: Option<&'a [u8]>,
+    ) -> BoxFuture<'a, ConnectDecision>;
+
+    /// Called for each filter of each SUBSCRIBE. For a shared subscription
+    /// `filter` is the inner filter (without `$share/<group>/`).
+    fn check_subscribe<'a>(&'a self, client: &'a ClientInfo, filter: &'a str)
+    -> BoxFuture<'a, Decision>;
+
+    /// Called for each PUBLISH (topic alias already resolved) and for the
+    /// will at connect time.
+    fn check_publish<'a>(
+        &'a self,
+        client: &'a ClientInfo,
+        publish: &'a Publish,
+    ) -> BoxFuture<'a, Decision>;
+
+    /// True when a publish decision depends only on the client and the
+    /// topic, so the broker may remember it per (client, topic).
+    fn publish_decisions_cacheable(&self) -> bool {
+        true
+    }
+}

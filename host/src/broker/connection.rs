@@ -1,0 +1,357 @@
+//! One client connection, from the TCP accept to the close.
+//!
+//! [`serve`] runs the handshake and CONNECT under the connect timeout, then
+//! [`Client::run`] drives the connection: one task, one loop that reads and
+//! decodes packets, writes queued deliveries, watches keep alive, takeover
+//! and shutdown. Whatever ends the connection, [`Client::finish`] says why
+//! (a DISCONNECT reason in MQTT 5), publishes the will when due and leaves
+//! the session as its expiry says.
+
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use firehose_mqtt::{Decoder, Disconnect, Packet, ProtocolVersion, reason};
+use firehose_transport::{Incoming, MqttStream};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::OwnedMutexGuard;
+use tokio::time::Instant;
+use tracing::debug;
+
+use super::outbound::Outbound;
+use super::{Broker, connect, will};
+use crate::auth::{ClientInfo, Decision};
+use crate::message::Message;
+use crate::session::Session;
+use crate::shutdown::Shutdown;
+
+/// Stop pulling deliveries into the write buffer above this many bytes.
+pub(super) const WRITE_HIGH_WATER: usize = 64 * 1024;
+/// Stop reading from a client whose acknowledgements pile up unread.
+const READ_PAUSE_AT: usize = 4 * WRITE_HIGH_WATER;
+/// Bytes to have free before each read.
+const READ_CHUNK: usize = 8 * 1024;
+/// How long the final DISCONNECT and pending bytes may take to write.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// Publish decisions remembered per connection.
+const DECISION_CACHE: usize = 1024;
+
+/// Why a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Ending {
+    /// The client sent DISCONNECT; `with_will` for MQTT 5 reason 0x04.
+    ClientDisconnect { with_will: bool },
+    /// The peer closed the connection without DISCONNECT.
+    Closed,
+    /// Reading or writing failed.
+    Io(String),
+    /// The client broke the protocol: the MQTT 5 reason code and why.
+    Protocol(u8, String),
+    /// Nothing arrived within 1.5 times the keep alive.
+    KeepAliveTimeout,
+    /// Another connection took the session over.
+    TakenOver,
+    /// The broker is shutting down.
+    Shutdown,
+}
+
+impl Ending {
+    /// The DISCONNECT reason code the server sends (MQTT 5), if any.
+    fn server_reason(&self) -> Option<u8> {
+        match self {
+            Ending::Protocol(code, _) => Some(*code),
+            Ending::KeepAliveTimeout => Some(reason::KEEP_ALIVE_TIMEOUT),
+            Ending::TakenOver => Some(reason::SESSION_TAKEN_OVER),
+            Ending::Shutdown => Some(reason::SERVER_SHUTTING_DOWN),
+            Ending::ClientDisconnect { .. } | Ending::Closed | Ending::Io(_) => None,
+        }
+    }
+
+    /// Whether the will is published (MQTT: on any end but a normal
+    /// DISCONNECT; we also keep it back when the broker itself stops).
+    fn publishes_will(&self) -> bool {
+        match self {
+            Ending::ClientDisconnect { with_will } => *with_will,
+            Ending::Shutdown => false,
+            _ => true,
+        }
+    }
+}
+
+/// What one I/O step did.
+enum IoEvent {
+    Read(usize),
+    Wrote(usize),
+    Flushed,
+}
+
+/// Runs one accepted connection to its end.
+pub async fn serve(
+    incoming: Incoming,
+    listener: Arc<str>,
+    broker: Arc<Broker>,
+    shutdown: Shutdown,
+) {
+    let remote = incoming.remote_addr();
+    let timeout = Duration::from_secs(broker.limits.connect_timeout_secs);
+    let client = match tokio::time::timeout(timeout, connect::accept(incoming, listener.clone(), &broker)).await {
+        Err(_) => {
+            debug!(%listener, %remote, ?timeout, "no complete CONNECT in time; closed");
+            return;
+        }
+        Ok(Err(error)) => {
+            broker.metrics.connections_refused.incr();
+            debug!(%listener, %remote, %error, "connection refused");
+            return;
+        }
+        Ok(Ok(None)) => return,
+        Ok(Ok(Some(client))) => client,
+    };
+    client.run(shutdown).await;
+}
+
+/// A connected client: its socket, buffers, session and per-connection
+/// protocol state.
+pub(super) struct Client {
+    pub broker: Arc<Broker>,
+    pub stream: MqttStream,
+    pub rbuf: BytesMut,
+    pub wbuf: BytesMut,
+    /// Bytes were written that a TLS or websocket layer may still buffer.
+    pub needs_flush: bool,
+    pub decoder: Decoder,
+    pub info: ClientInfo,
+    pub version: ProtocolVersion,
+    pub session: Arc<Session>,
+    /// Held while this connection serves the session.
+    pub serving: OwnedMutexGuard<()>,
+    pub keep_alive: Option<Duration>,
+    /// The will (already authorized) and its delay in seconds.
+    pub will: Option<(Arc<Message>, u32)>,
+    /// Session Expiry Interval sent in CONNECT (MQTT 5 forbids raising it
+    /// from 0 at DISCONNECT).
+    pub connect_expiry: u32,
+    /// Topic aliases the client set (MQTT 5).
+    pub aliases_in: HashMap<u16, String>,
+    pub outbound: Outbound,
+    publish_decisions: HashMap<Box<str>, Decision>,
+}
+
+impl Client {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        broker: Arc<Broker>,
+        stream: MqttStream,
+        rbuf: BytesMut,
+        decoder: Decoder,
+        info: ClientInfo,
+        session: Arc<Session>,
+        serving: OwnedMutexGuard<()>,
+        outbound: Outbound,
+    ) -> Client {
+        let version = info.protocol;
+        Client {
+            broker,
+            stream,
+            rbuf,
+            wbuf: BytesMut::new(),
+            needs_flush: false,
+            decoder,
+            info,
+            version,
+            session,
+            serving,
+            keep_alive: None,
+            will: None,
+            connect_expiry: 0,
+            aliases_in: HashMap::new(),
+            outbound,
+            publish_decisions: HashMap::new(),
+        }
+    }
+
+    /// Appends a packet to the write buffer.
+    pub fn send(&mut self, packet: &Packet) {
+        firehose_mqtt::encode(packet, self.version, &mut self.wbuf);
+    }
+
+    /// Asks the authorizer about a publish, remembering the answer per
+    /// topic where the authorizer allows it.
+    pub async fn authorize_publish(&mut self, publish: &firehose_mqtt::Publish) -> Decision {
+        let cacheable = self.broker.authorizer.publish_decisions_cacheable();
+        if cacheable {
+            if let Some(decision) = self.publish_decisions.get(publish.topic.as_str()) {
+                return decision.clone();
+            }
+        }
+        let decision = self
+            .broker
+            .authorizer
+            .check_publish(&self.info, publish)
+            .await;
+        if cacheable {
+            if self.publish_decisions.len() >= DECISION_CACHE {
+                self.publish_decisions.clear();
+            }
+            self.publish_decisions
+                .insert(publish.topic.as_str().into(), decision.clone());
+        }
+        decision
+    }
+
+    /// Serves the connection until it ends, then cleans up.
+    pub(super) async fn run(mut self, mut shutdown: Shutdown) {
+        let ending = self.serve_loop(&mut shutdown).await;
+        self.finish(ending).await;
+    }
+
+    async fn serve_loop(&mut self, shutdown: &mut Shutdown) -> Ending {
+        let session = self.session.clone();
+        let keep_alive = self.keep_alive.map(|k| k + k / 2);
+        let far = Duration::from_secs(86_400 * 365);
+        let deadline = tokio::time::sleep(keep_alive.unwrap_or(far));
+        tokio::pin!(deadline);
+        loop {
+            // Packets already buffered (pipelined after CONNECT, or several
+            // in one read) are handled before waiting for more.
+            loop {
+                match self.decoder.decode(&mut self.rbuf) {
+                    Ok(Some(packet)) => {
+                        if let Some(ending) = self.handle(packet).await {
+                            return ending;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(error) => {
+                        return Ending::Protocol(error.reason_code(), error.to_string());
+                    }
+                }
+            }
+            if session.lock().taken_over {
+                return Ending::TakenOver;
+            }
+            self.fill_outbound();
+            let read = self.wbuf.len() < READ_PAUSE_AT;
+            let room = self.wbuf.len() < WRITE_HIGH_WATER;
+            let event = tokio::select! {
+                biased;
+                () = shutdown.triggered() => return Ending::Shutdown,
+                event = poll_fn(|cx| poll_io(&mut self.stream, &mut self.rbuf, &self.wbuf, self.needs_flush, read, cx)) => event,
+                () = session.woken(), if room => continue,
+                () = &mut deadline, if keep_alive.is_some() => return Ending::KeepAliveTimeout,
+            };
+            match event {
+                Err(error) => return Ending::Io(error.to_string()),
+                Ok(IoEvent::Read(0)) => return Ending::Closed,
+                Ok(IoEvent::Read(_)) => {
+                    if let Some(k) = keep_alive {
+                        deadline.as_mut().reset(Instant::now() + k);
+                    }
+                }
+                Ok(IoEvent::Wrote(n)) => {
+                    self.wbuf.advance(n);
+                    self.needs_flush = true;
+                    if self.wbuf.is_empty() && self.wbuf.capacity() > 4 * WRITE_HIGH_WATER {
+                        self.wbuf = BytesMut::new();
+                    }
+                }
+                Ok(IoEvent::Flushed) => self.needs_flush = false,
+            }
+        }
+    }
+
+    /// Says goodbye as the ending requires, publishes the will when due and
+    /// leaves the session to its expiry.
+    async fn finish(mut self, ending: Ending) {
+        if self.version.is_v5() {
+            if let Some(code) = ending.server_reason() {
+                self.send(&Packet::Disconnect(Disconnect {
+                    reason: code,
+                    ..Disconnect::default()
+                }));
+            }
+        }
+        let _ = tokio::time::timeout(CLOSE_GRACE, async {
+            self.stream.write_all(&self.wbuf).await?;
+            self.stream.shutdown().await
+        })
+        .await;
+        match &ending {
+            Ending::Protocol(code, why) => {
+                self.broker.metrics.protocol_errors.incr();
+                debug!(client_id = %self.info.client_id, listener = %self.info.listener,
+                       remote = %self.info.remote_addr, reason = format!("0x{code:02X}"), why, "connection closed: protocol error");
+            }
+            other => debug!(client_id = %self.info.client_id, listener = %self.info.listener,
+                            remote = %self.info.remote_addr, ending = ?other, "connection closed"),
+        }
+
+        let (taken_over, expiry, generation) = {
+            let mut state = self.session.lock();
+            state.online = false;
+            state.qos0.clear();
+            (state.taken_over, state.expiry_secs, state.generation)
+        };
+        if ending.publishes_will() {
+            if let Some((message, delay)) = self.will.take() {
+                will::publish_or_delay(&self.broker, &self.session, message, delay, expiry);
+            }
+        }
+        if taken_over {
+            // The connection that took over owns the session now.
+            return;
+        }
+        if expiry == 0 {
+            if self.broker.sessions.remove(&self.session) {
+                self.broker.discard_session(&self.session);
+            }
+        } else if expiry != u32::MAX {
+            let broker = self.broker.clone();
+            let session = self.session.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(u64::from(expiry))).await;
+                if broker.sessions.expire(&session, generation) {
+                    broker.discard_session(&session);
+                }
+            });
+        }
+        drop(self.serving);
+    }
+}
+
+/// One step of socket I/O: write what is buffered (or flush it), else read.
+fn poll_io(
+    stream: &mut MqttStream,
+    rbuf: &mut BytesMut,
+    wbuf: &BytesMut,
+    needs_flush: bool,
+    read: bool,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<IoEvent>> {
+    if !wbuf.is_empty() {
+        match Pin::new(&mut *stream).poll_write(cx, wbuf) {
+            Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+            Poll::Ready(Ok(n)) => return Poll::Ready(Ok(IoEvent::Wrote(n))),
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => {}
+        }
+    } else if needs_flush {
+        match Pin::new(&mut *stream).poll_flush(cx) {
+            Poll::Ready(Ok(())) => return Poll::Ready(Ok(IoEvent::Flushed)),
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => {}
+        }
+    }
+    if !read {
+        return Poll::Pending;
+    }
+    if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
+        rbuf.reserve(READ_CHUNK);
+    }
+    tokio_util::io::poll_read_buf(Pin::new(stream), cx, rbuf).map_ok(IoEvent::Read)
+}

@@ -1,0 +1,321 @@
+//! `firehose-bench`: starts firehose, Mosquitto and rumqttd on free
+//! 127.0.0.1 ports and measures them side by side (fan-out, fan-in, QoS 1,
+//! latency, idle connections), then prints a markdown report with
+//! firehose / peer ratios (and writes it to `--out`).
+//!
+//! Each scenario runs against each broker in turn, every time on a freshly
+//! started broker, which is stopped by PID afterwards (also on error and on
+//! Ctrl-C). Client groups run on their own current_thread runtimes.
+
+mod brokers;
+mod client;
+mod procfs;
+mod report;
+mod scenarios;
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+
+use brokers::{Binaries, BrokerKind, Limits, RunningBroker};
+use report::{BrokerResult, ScenarioResult};
+use scenarios::{Ctx, Params, Scenario};
+
+/// Side-by-side MQTT benchmark: firehose vs Mosquitto vs rumqttd.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Cli {
+    /// Brokers to measure, comma separated.
+    #[arg(long, default_value = "firehose,mosquitto,rumqttd")]
+    brokers: String,
+    /// Scenarios to run, comma separated: fanout,fanin,qos1,latency,idle.
+    #[arg(long, default_value = "fanout,fanin,qos1,latency,idle")]
+    scenarios: String,
+    /// Deliveries per QoS 0 throughput scenario (fan-out publishes
+    /// messages/subscribers; each fan-in publisher sends messages/publishers).
+    #[arg(long, default_value_t = 1_000_000)]
+    messages: u64,
+    /// QoS 1 messages in the 1 -> 1 scenario.
+    #[arg(long, default_value_t = 200_000)]
+    qos1_messages: u64,
+    /// Subscribers in the fan-out and latency scenarios.
+    #[arg(long, default_value_t = 100)]
+    subscribers: usize,
+    /// Publishers in the fan-in scenario.
+    #[arg(long, default_value_t = 100)]
+    publishers: usize,
+    /// Payload bytes (at least 20: sequence number, timestamp, publisher).
+    #[arg(long, default_value_t = 100)]
+    payload: usize,
+    /// Seconds of the latency scenario.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Publish rate of the latency scenario, msg/s.
+    #[arg(long, default_value_t = 1000)]
+    rate: u64,
+    /// Idle connections.
+    #[arg(long, default_value_t = 10_000)]
+    connections: usize,
+    /// QoS 1: PUBACKs the publisher may have outstanding.
+    #[arg(long, default_value_t = 32)]
+    qos1_window: usize,
+    /// QoS 1: how far the publisher may run ahead of the subscriber.
+    #[arg(long, default_value_t = 500)]
+    qos1_lead: u64,
+    /// Keep alive (s) of every client; rumqttd refuses 0.
+    #[arg(long, default_value_t = 600)]
+    keep_alive: u16,
+    /// Seconds receivers wait for stragglers after the last publish.
+    #[arg(long, default_value_t = 1.0)]
+    settle: f64,
+    /// Cap (s) on the publishing phase of a throughput scenario.
+    #[arg(long, default_value_t = 60.0)]
+    max_secs: f64,
+    /// Broker limit: QoS 1/2 in flight per client.
+    #[arg(long, default_value_t = 32)]
+    max_inflight: u32,
+    /// Broker limit: QoS 1/2 queued per client beyond the inflight window
+    /// (also Mosquitto's and firehose's QoS 0 queue).
+    #[arg(long, default_value_t = 1000)]
+    max_queued: u32,
+    /// firehose binary [default: <workspace>/target/release/firehose].
+    #[arg(long)]
+    firehose_bin: Option<PathBuf>,
+    #[arg(long, default_value = "/usr/sbin/mosquitto")]
+    mosquitto_bin: PathBuf,
+    /// rumqttd binary [default: ~/.cache/firehose-bench/rumqttd/bin/rumqttd,
+    /// installed with cargo install if missing].
+    #[arg(long)]
+    rumqttd_bin: Option<PathBuf>,
+    /// Write the markdown report here too.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Keep the generated configs and broker logs (in the temp dir).
+    #[arg(long)]
+    keep_logs: bool,
+}
+
+fn split<T>(s: &str, parse: fn(&str) -> Result<T>) -> Result<Vec<T>> {
+    s.split(',').filter(|x| !x.trim().is_empty()).map(parse).collect()
+}
+
+/// Removes the work dir (configs, logs, data) unless asked to keep it.
+struct WorkDir {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if self.keep {
+            eprintln!("configs and logs kept in {}", self.path.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = run(cli) => r,
+            _ = tokio::signal::ctrl_c() => bail!("interrupted; brokers stopped"),
+            _ = term.recv() => bail!("terminated; brokers stopped"),
+        }
+    })
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let brokers = split(&cli.brokers, BrokerKind::parse)?;
+    let scenarios = split(&cli.scenarios, Scenario::parse)?;
+    if cli.payload < 20 {
+        bail!("--payload must be at least 20 bytes");
+    }
+    if cli.subscribers == 0 || cli.publishers == 0 || cli.rate == 0 || cli.qos1_window == 0 || cli.qos1_lead == 0 {
+        bail!("--subscribers, --publishers, --rate, --qos1-window and --qos1-lead must be positive");
+    }
+    let params = Params {
+        messages: cli.messages,
+        qos1_messages: cli.qos1_messages,
+        subscribers: cli.subscribers,
+        publishers: cli.publishers,
+        payload: cli.payload,
+        duration: Duration::from_secs_f64(cli.duration),
+        rate: cli.rate,
+        connections: cli.connections,
+        qos1_window: cli.qos1_window.min(65_000),
+        qos1_lead: cli.qos1_lead,
+        keep_alive: cli.keep_alive,
+        settle: Duration::from_secs_f64(cli.settle),
+        max_time: Duration::from_secs_f64(cli.max_secs),
+    };
+
+    let fd_limit = procfs::raise_fd_limit()?;
+    if scenarios.contains(&Scenario::Idle) && (cli.connections as u64) + 500 > fd_limit {
+        bail!(
+            "--connections {} needs about {} file descriptors but RLIMIT_NOFILE's hard limit is {fd_limit}",
+            cli.connections,
+            cli.connections + 500
+        );
+    }
+    let limits = Limits {
+        max_inflight: cli.max_inflight,
+        max_queued: cli.max_queued,
+        max_queued_qos0: cli.max_queued,
+        max_packet_size: 1_048_576,
+        max_connections: cli.connections + 1_000,
+    };
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let rumqttd_default = cli.rumqttd_bin.is_none();
+    let bins = Binaries {
+        firehose: cli
+            .firehose_bin
+            .clone()
+            .unwrap_or_else(|| workspace.join("target/release/firehose")),
+        mosquitto: cli.mosquitto_bin.clone(),
+        rumqttd: cli
+            .rumqttd_bin
+            .clone()
+            .unwrap_or_else(|| brokers::rumqttd_cache_root().join("bin/rumqttd")),
+    };
+    for &b in &brokers {
+        bins.ensure(b, rumqttd_default)?;
+    }
+
+    let work = WorkDir {
+        path: std::env::temp_dir().join(format!("firehose-bench-{}", std::process::id())),
+        keep: cli.keep_logs,
+    };
+    std::fs::create_dir_all(&work.path)?;
+    let started = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let command_line = std::env::args().collect::<Vec<_>>().join(" ");
+    eprintln!("firehose-bench: {command_line}");
+
+    let mut results = Vec::new();
+    let mut run_no = 0;
+    for &scenario in &scenarios {
+        eprintln!("\n== {}", scenario.title(&params));
+        let mut per_broker = Vec::new();
+        for &kind in &brokers {
+            run_no += 1;
+            let dir = work.path.join(format!("{run_no:02}-{}-{kind}", scenario.name()));
+            let r = run_one(scenario, kind, &bins, &limits, &params, &dir, run_no).await;
+            let r = r.unwrap_or_else(|e| BrokerResult::error(kind, &e));
+            eprintln!("  {}", r.summary());
+            per_broker.push(r);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        results.push(ScenarioResult {
+            title: scenario.title(&params),
+            description: scenario.description(&params),
+            results: per_broker,
+        });
+    }
+
+    let finished = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let md = render(&cli, &command_line, &brokers, &bins, &limits, &results, started, finished, fd_limit);
+    println!("{md}");
+    if let Some(out) = &cli.out {
+        std::fs::write(out, &md).with_context(|| format!("writing {}", out.display()))?;
+        eprintln!("report written to {}", out.display());
+    }
+    Ok(())
+}
+
+async fn run_one(
+    scenario: Scenario,
+    kind: BrokerKind,
+    bins: &Binaries,
+    limits: &Limits,
+    params: &Params,
+    dir: &std::path::Path,
+    run_no: usize,
+) -> Result<BrokerResult> {
+    let mut broker = RunningBroker::start(kind, bins, limits, dir).await?;
+    let ctx = Ctx {
+        broker: kind,
+        addr: broker.addr,
+        pid: broker.pid(),
+        params: params.clone(),
+        tag: format!("{}{run_no}", scenario.name()),
+    };
+    let r = scenarios::run(scenario, &ctx).await;
+    // A broker that died mid-run is the headline, whatever the clients saw.
+    broker.check_alive()?;
+    broker.stop();
+    r
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| s.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_owned()))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or_else(String::new, |kb| format!(", {:.1} GiB RAM", kb as f64 / 1048576.0));
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cores} cores ({cpu}){mem}, Linux {}", kernel.trim())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn render(
+    cli: &Cli,
+    command_line: &str,
+    brokers: &[BrokerKind],
+    bins: &Binaries,
+    limits: &Limits,
+    results: &[ScenarioResult],
+    started: u64,
+    finished: u64,
+    fd_limit: u64,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "## Benchmark results, {}\n", report::utc_time(started));
+    let _ = writeln!(out, "Command:\n\n```\n{command_line}\n```\n");
+    let _ = writeln!(
+        out,
+        "- Machine: {}. The load generator runs on the same cores as the broker under test \
+         (it is not isolated), each client group on its own thread with a current_thread tokio \
+         runtime.",
+        machine()
+    );
+    let _ = writeln!(out, "- Run took {} s; RLIMIT_NOFILE {fd_limit}.", finished - started);
+    let _ = writeln!(out, "- Brokers (each scenario on a freshly started broker, one at a time, 127.0.0.1 only):");
+    for &b in brokers {
+        let _ = writeln!(out, "  - {}", bins.version(b));
+    }
+    let _ = writeln!(out, "- Limits given to each broker:");
+    for (b, text) in limits.describe() {
+        if brokers.contains(&b) {
+            let _ = writeln!(out, "  - {b}: {text}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "- Clients: MQTT 3.1.1, clean session, keep alive {} s, TCP_NODELAY. \
+         \"broker CPU us/msg\" = broker utime+stime (/proc/<pid>/stat) over the run / delivered \
+         messages. Ratios are firehose / peer: above 1 is better for \"higher\" rows, below 1 for \
+         \"lower\" rows.\n",
+        cli.keep_alive
+    );
+    for (i, s) in results.iter().enumerate() {
+        out.push_str(&s.markdown(i + 1));
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,462 @@
+//! The five scenarios and what they share: parameters, client-group threads
+//! (each group runs on its own current_thread tokio runtime), the payload
+//! layout, the warm-up handshake and the QoS 0 receive loop.
+//!
+//! Payload layout (little endian): bytes 0..8 sequence number (u64::MAX marks a
+//! warm-up message, never counted), 8..16 send time in nanoseconds since the
+//! run's shared monotonic base `Instant`, 16..20 publisher index, then padding.
+
+pub mod fanin;
+pub mod fanout;
+pub mod idle;
+pub mod latency;
+pub mod qos1;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::oneshot;
+use tokio::time::timeout;
+
+use crate::client::{self, Conn, Packet};
+use crate::report::BrokerResult;
+
+/// Scenario sizes and knobs (from the command line).
+#[derive(Clone, Debug)]
+pub struct Params {
+    /// Target deliveries per throughput scenario (fan-out: published x subscribers).
+    pub messages: u64,
+    /// QoS 1 messages (1 -> 1).
+    pub qos1_messages: u64,
+    pub subscribers: usize,
+    pub publishers: usize,
+    pub payload: usize,
+    /// Latency run length.
+    pub duration: Duration,
+    /// Latency publish rate, msg/s.
+    pub rate: u64,
+    pub connections: usize,
+    pub qos1_window: usize,
+    pub qos1_lead: u64,
+    pub keep_alive: u16,
+    /// Quiet time after the last publish before receivers give up on the rest.
+    pub settle: Duration,
+    /// Cap on the publishing phase of a throughput scenario.
+    pub max_time: Duration,
+}
+
+/// What a scenario gets to run against one broker.
+#[derive(Clone)]
+pub struct Ctx {
+    pub broker: crate::brokers::BrokerKind,
+    pub addr: SocketAddr,
+    pub pid: u32,
+    pub params: Params,
+    /// Unique per scenario run: topics are `bench/<tag>/...`.
+    pub tag: String,
+}
+
+impl Ctx {
+    pub fn topic(&self, name: &str) -> String {
+        format!("bench/{}/{name}", self.tag)
+    }
+}
+
+/// Which scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    FanOut,
+    FanIn,
+    Qos1,
+    Latency,
+    Idle,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 5] = [
+        Scenario::FanOut,
+        Scenario::FanIn,
+        Scenario::Qos1,
+        Scenario::Latency,
+        Scenario::Idle,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::FanOut => "fanout",
+            Scenario::FanIn => "fanin",
+            Scenario::Qos1 => "qos1",
+            Scenario::Latency => "latency",
+            Scenario::Idle => "idle",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Scenario> {
+        Scenario::ALL
+            .into_iter()
+            .find(|k| k.name() == s.trim())
+            .with_context(|| format!("unknown scenario {s:?} (fanout, fanin, qos1, latency, idle)"))
+    }
+
+    pub fn title(self, p: &Params) -> String {
+        match self {
+            Scenario::FanOut => format!(
+                "Fan-out: 1 publisher -> {} subscribers, QoS 0, {}-byte payloads",
+                p.subscribers, p.payload
+            ),
+            Scenario::FanIn => format!(
+                "Fan-in: {} publishers -> 1 subscriber, QoS 0, {}-byte payloads",
+                p.publishers, p.payload
+            ),
+            Scenario::Qos1 => format!("QoS 1, 1 publisher -> 1 subscriber, {}-byte payloads", p.payload),
+            Scenario::Latency => format!(
+                "Latency: {} msg/s to {} subscribers, QoS 0, {}-byte payloads",
+                p.rate, p.subscribers, p.payload
+            ),
+            Scenario::Idle => format!("Idle connections: {}", p.connections),
+        }
+    }
+
+    /// What the scenario measures and how (for the report).
+    pub fn description(self, p: &Params) -> String {
+        match self {
+            Scenario::FanOut => format!(
+                "The publisher writes {} messages as fast as TCP lets it (64 per write); each of the \
+                 {} subscribers counts what arrives. msg/s = deliveries summed over subscribers / \
+                 (last delivery - first publish). Receivers stop when complete or {} s after the \
+                 last publish. QoS 0 may drop: the delivered fraction is shown.",
+                p.messages / p.subscribers as u64,
+                p.subscribers,
+                p.settle.as_secs_f64()
+            ),
+            Scenario::FanIn => format!(
+                "{} publishers each write {} messages as fast as TCP lets them to one topic; one \
+                 subscriber counts them. Same timing and settle rule as fan-out.",
+                p.publishers,
+                p.messages / p.publishers as u64
+            ),
+            Scenario::Qos1 => format!(
+                "The publisher sends {} QoS 1 messages keeping at most {} PUBACKs outstanding and at \
+                 most {} messages ahead of what the subscriber has received (so no broker needs to \
+                 queue past its limits); the subscriber subscribes with QoS 1 and PUBACKs each \
+                 delivery. Every sequence number must arrive (duplicates are counted) and every \
+                 publish must be acknowledged, else the run is FAILED.",
+                p.qos1_messages, p.qos1_window, p.qos1_lead
+            ),
+            Scenario::Latency => format!(
+                "One publisher sends {} msg/s for {} s (one message per write, the send time in \
+                 the payload); {} subscribers take (receive time - send time) from one monotonic \
+                 clock in one process. Percentiles over all deliveries.",
+                p.rate,
+                p.duration.as_secs_f64(),
+                p.subscribers
+            ),
+            Scenario::Idle => format!(
+                "Opens {} MQTT 3.1.1 connections (clean session, keep alive {} s; rumqttd refuses \
+                 keep alive 0) and leaves them idle. Memory per connection = (VmRSS after - VmRSS \
+                 before) / connections, from /proc/<pid>/status; afterwards every connection must \
+                 answer a PINGREQ.",
+                p.connections, p.keep_alive
+            ),
+        }
+    }
+}
+
+/// Runs one scenario against one broker.
+pub async fn run(scenario: Scenario, ctx: &Ctx) -> Result<BrokerResult> {
+    match scenario {
+        Scenario::FanOut => fanout::run(ctx).await,
+        Scenario::FanIn => fanin::run(ctx).await,
+        Scenario::Qos1 => qos1::run(ctx).await,
+        Scenario::Latency => latency::run(ctx).await,
+        Scenario::Idle => idle::run(ctx).await,
+    }
+}
+
+/// Runs `f` on a new OS thread with its own current_thread runtime; the
+/// result arrives on the returned future (an error if the thread panicked).
+pub fn spawn_group<T, F, Fut>(name: &str, f: F) -> impl Future<Output = Result<T>> + use<T, F, Fut>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<T>>,
+{
+    let (tx, rx) = oneshot::channel();
+    let name = name.to_owned();
+    let spawned = std::thread::Builder::new().name(name.clone()).spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        let result = match rt {
+            Ok(rt) => rt.block_on(f()),
+            Err(e) => Err(e.into()),
+        };
+        let _ = tx.send(result);
+    });
+    async move {
+        spawned.with_context(|| format!("spawning thread {name}"))?;
+        rx.await.map_err(|_| anyhow!("client group {name} panicked"))?
+    }
+}
+
+pub const WARMUP_SEQ: u64 = u64::MAX;
+
+/// Builds a payload of `len` bytes (at least 20).
+pub fn payload(len: usize, seq: u64, sent_ns: u64, publisher: u32) -> Vec<u8> {
+    let mut p = vec![0x5a; len.max(20)];
+    write_header(&mut p, seq, sent_ns, publisher);
+    p
+}
+
+pub fn write_header(p: &mut [u8], seq: u64, sent_ns: u64, publisher: u32) {
+    p[0..8].copy_from_slice(&seq.to_le_bytes());
+    p[8..16].copy_from_slice(&sent_ns.to_le_bytes());
+    p[16..20].copy_from_slice(&publisher.to_le_bytes());
+}
+
+pub fn read_seq(p: &[u8]) -> u64 {
+    p.get(0..8).map_or(WARMUP_SEQ - 1, |b| u64::from_le_bytes(b.try_into().unwrap()))
+}
+
+pub fn read_sent_ns(p: &[u8]) -> u64 {
+    p.get(8..16).map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap()))
+}
+
+/// Coordination between a publisher group and a receiver group.
+pub struct Shared {
+    /// Receivers that have seen a warm-up message (so their subscription is live).
+    pub warmed: AtomicUsize,
+    /// When the publishers finished (receivers then wait `settle` for stragglers).
+    pub pub_done: Mutex<Option<Instant>>,
+    /// Receivers are told to give up (the publisher side failed).
+    pub abort: AtomicBool,
+    /// All receivers are finished (publishers may disconnect).
+    pub finished: AtomicBool,
+}
+
+impl Shared {
+    pub fn new() -> Arc<Shared> {
+        Arc::new(Shared {
+            warmed: AtomicUsize::new(0),
+            pub_done: Mutex::new(None),
+            abort: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
+        })
+    }
+
+    pub fn mark_done(&self) {
+        self.pub_done.lock().unwrap().get_or_insert_with(Instant::now);
+    }
+
+    pub fn done_at(&self) -> Option<Instant> {
+        *self.pub_done.lock().unwrap()
+    }
+
+    /// Marks the receivers finished; on failure also tells publishers to stop.
+    pub fn finish(&self, failed: bool) {
+        if failed {
+            self.abort.store(true, Ordering::Relaxed);
+        }
+        self.finished.store(true, Ordering::Release);
+    }
+
+    /// Waits (at most `limit`) until the receivers are finished, so a
+    /// publisher's connection outlives its messages.
+    pub async fn wait_finished(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.finished.load(Ordering::Acquire) && !self.abort.load(Ordering::Relaxed) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Publishes warm-up messages on `topic` every 20 ms until `receivers`
+/// receivers have seen one (at most 30 s).
+pub async fn warm_up(conn: &mut Conn, topic: &str, shared: &Shared, receivers: usize) -> Result<()> {
+    let mut msg = Vec::new();
+    client::encode_publish(&mut msg, topic, 0, 0, &payload(20, WARMUP_SEQ, 0, 0));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while shared.warmed.load(Ordering::Acquire) < receivers {
+        if shared.abort.load(Ordering::Relaxed) {
+            bail!("receivers failed during warm-up");
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "only {} of {receivers} receivers got a warm-up message within 30 s",
+                shared.warmed.load(Ordering::Acquire)
+            );
+        }
+        conn.stream.write_all(&msg).await?;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Discard whatever the broker sends the publisher (nothing expected).
+        if let Ok(r) = timeout(Duration::from_millis(0), conn.fill()).await {
+            if !r? {
+                bail!("broker closed the publisher connection during warm-up");
+            }
+            conn.drain(|_| {})?;
+        }
+    }
+    Ok(())
+}
+
+/// A 50 ms ticker for receivers' time checks (one timer per period rather
+/// than one per read).
+pub fn ticker() -> tokio::time::Interval {
+    let mut t = tokio::time::interval(Duration::from_millis(50));
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    t
+}
+
+/// Time to stop receiving: past the hard deadline, or `settle` has passed
+/// since the publishers finished with nothing new since.
+pub fn receiver_should_stop(shared: &Shared, last: Option<Instant>, settle: Duration, hard_deadline: Instant) -> bool {
+    let now = Instant::now();
+    if now >= hard_deadline {
+        return true;
+    }
+    shared.done_at().is_some_and(|done| {
+        let quiet_since = last.map_or(done, |l| l.max(done));
+        now.duration_since(quiet_since) >= settle
+    })
+}
+
+/// What one QoS 0 receiver saw.
+#[derive(Default)]
+pub struct RecvStats {
+    pub count: u64,
+    pub last: Option<Instant>,
+    /// The broker closed the connection before the end.
+    pub closed: bool,
+}
+
+/// Receives QoS 0 publishes until `expected` arrived, or `settle` passed
+/// since the publishers finished with nothing new, or `hard_deadline`.
+/// `on_msg(payload, read_time)` sees every counted message.
+pub async fn receive_qos0(
+    conn: &mut Conn,
+    shared: &Shared,
+    expected: u64,
+    settle: Duration,
+    hard_deadline: Instant,
+    mut on_msg: impl FnMut(&[u8], Instant),
+) -> Result<RecvStats> {
+    let mut st = RecvStats::default();
+    let mut warmed = false;
+    let mut tick = ticker();
+    while st.count < expected && !shared.abort.load(Ordering::Relaxed) {
+        tokio::select! {
+            biased;
+            r = conn.fill() => match r {
+                Ok(true) => {}
+                Ok(false) => {
+                    st.closed = true;
+                    break;
+                }
+                Err(_) if st.count > 0 || warmed => {
+                    st.closed = true;
+                    break;
+                }
+                Err(e) => return Err(e),
+            },
+            _ = tick.tick() => {
+                if receiver_should_stop(shared, st.last, settle, hard_deadline) {
+                    break;
+                }
+                continue;
+            }
+        }
+        let t = Instant::now();
+        conn.drain(|p| {
+            if let Packet::Publish { payload, .. } = p {
+                if read_seq(payload) == WARMUP_SEQ {
+                    if !warmed {
+                        warmed = true;
+                        shared.warmed.fetch_add(1, Ordering::AcqRel);
+                    }
+                } else {
+                    st.count += 1;
+                    st.last = Some(t);
+                    on_msg(payload, t);
+                }
+            }
+        })?;
+    }
+    Ok(st)
+}
+
+/// Writes `count` QoS 0 publishes (sequence numbers `first..first+count`)
+/// as fast as the socket takes them, 64 per write.
+pub async fn flood(conn: &mut Conn, topic: &str, payload_len: usize, publisher: u32, first: u64, count: u64) -> Result<()> {
+    const BATCH: u64 = 64;
+    let mut template = Vec::new();
+    let at = client::encode_publish(&mut template, topic, 0, 0, &payload(payload_len, 0, 0, publisher));
+    let mut batch = Vec::with_capacity(template.len() * BATCH as usize);
+    let mut seq = first;
+    let end = first + count;
+    while seq < end {
+        batch.clear();
+        let n = BATCH.min(end - seq);
+        for _ in 0..n {
+            let off = batch.len() + at;
+            batch.extend_from_slice(&template);
+            batch[off..off + 8].copy_from_slice(&seq.to_le_bytes());
+            seq += 1;
+        }
+        conn.stream.write_all(&batch).await?;
+    }
+    Ok(())
+}
+
+/// Connects `n` clients named `<prefix>-<i>` concurrently (at most 200 at once).
+pub async fn connect_many(addr: SocketAddr, prefix: &str, n: usize, keep_alive: u16, read_buf: usize) -> Result<Vec<Conn>> {
+    let mut conns: Vec<Option<Conn>> = (0..n).map(|_| None).collect();
+    let mut set = tokio::task::JoinSet::new();
+    let mut next = 0;
+    while next < n || !set.is_empty() {
+        while next < n && set.len() < 200 {
+            let id = format!("{prefix}-{next}");
+            let i = next;
+            set.spawn(async move { (i, Conn::connect(addr, None, &id, keep_alive, read_buf).await) });
+            next += 1;
+        }
+        if let Some(joined) = set.join_next().await {
+            let (i, conn) = joined?;
+            conns[i] = Some(conn.with_context(|| format!("connecting {prefix}-{i}"))?);
+        }
+    }
+    Ok(conns.into_iter().map(|c| c.expect("all connected")).collect())
+}
+
+/// Throughput figures shared by the QoS 0 scenarios.
+pub fn qos0_result(
+    broker: crate::brokers::BrokerKind,
+    expected: u64,
+    delivered: u64,
+    elapsed: Duration,
+    cpu_us: u64,
+    closed: usize,
+    timed_out: bool,
+) -> BrokerResult {
+    use crate::report::{Better, Metric};
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    let mut r = BrokerResult::new(broker);
+    r.metrics = vec![
+        Metric::new("delivered msg/s", delivered as f64 / secs, 0, Better::Higher),
+        Metric::new("broker CPU us/msg", cpu_us as f64 / delivered.max(1) as f64, 3, Better::Lower),
+        Metric::new("delivered", delivered as f64, 0, Better::Info),
+        Metric::new("expected", expected as f64, 0, Better::Info),
+        Metric::new("delivered %", 100.0 * delivered as f64 / expected.max(1) as f64, 2, Better::Higher),
+        Metric::new("seconds", secs, 2, Better::Info),
+    ];
+    if closed > 0 {
+        r.notes.push(format!("{closed} receiver connection(s) closed by the broker"));
+    }
+    if timed_out {
+        r.notes.push("publishing hit --max-secs".into());
+    }
+    r
+}
