@@ -25,6 +25,20 @@ pub struct Message {
 }
 
 impl Message {
+    /// A copy whose payload owns its bytes (a received payload is a slice
+    /// of the connection's read buffer).
+    pub fn detached(&self) -> Message {
+        Message {
+            topic: self.topic.clone(),
+            payload: Bytes::copy_from_slice(&self.payload),
+            qos: self.qos,
+            retain: self.retain,
+            properties: self.properties.clone(),
+            expires_at: self.expires_at,
+            publisher: self.publisher.clone(),
+        }
+    }
+
     /// True once the message's expiry interval has elapsed.
     pub fn is_expired(&self, now: Instant) -> bool {
         self.expires_at.is_some_and(|at| now >= at)

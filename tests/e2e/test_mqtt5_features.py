@@ -198,7 +198,8 @@ def _offline_qos1(clients, base, version, transport="tcp"):
     kw = dict(client_id=cid, version=version, transport=transport)
     if version == V5:
         kw["connect_properties"] = props(PacketTypes.CONNECT, SessionExpiryInterval=300)
-    first = clients.new(clean=True, **kw)
+    # v5: clean start with a session expiry; 3.1.1: clean session 0 from the start.
+    first = clients.new(clean=(version == V5), **kw)
     first.connect()
     assert first.subscribe(base + "/#", 1) == [1]
     first.disconnect()

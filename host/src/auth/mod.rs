@@ -74,8 +74,11 @@ pub trait Authorizer: Send + Sync + 'static {
 
     /// Called for each filter of each SUBSCRIBE. For a shared subscription
     /// `filter` is the inner filter (without `$share/<group>/`).
-    fn check_subscribe<'a>(&'a self, client: &'a ClientInfo, filter: &'a str)
-    -> BoxFuture<'a, Decision>;
+    fn check_subscribe<'a>(
+        &'a self,
+        client: &'a ClientInfo,
+        filter: &'a str,
+    ) -> BoxFuture<'a, Decision>;
 
     /// Called for each PUBLISH (topic alias already resolved) and for the
     /// will at connect time.

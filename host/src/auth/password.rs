@@ -31,9 +31,7 @@ pub fn hash_password(password: &[u8]) -> Result<String, HashError> {
 /// True when `password` matches the PHC string `hash`.
 pub fn verify_password(hash: &str, password: &[u8]) -> bool {
     match PasswordHash::new(hash) {
-        Ok(parsed) => Argon2::default()
-            .verify_password(password, &parsed)
-            .is_ok(),
+        Ok(parsed) => Argon2::default().verify_password(password, &parsed).is_ok(),
         Err(_) => false,
     }
 }

@@ -75,8 +75,12 @@ pub(super) async fn accept(
                     code: reason::v3::UNACCEPTABLE_PROTOCOL_VERSION,
                     ..ConnAck::default()
                 };
-                write_and_close(&mut stream, &Packet::ConnAck(connack), ProtocolVersion::V3_1_1)
-                    .await;
+                write_and_close(
+                    &mut stream,
+                    &Packet::ConnAck(connack),
+                    ProtocolVersion::V3_1_1,
+                )
+                .await;
                 return Err(error.into());
             }
             Err(error) => return Err(error.into()),
@@ -131,9 +135,8 @@ async fn admit(
 ) -> Result<Client, Admit> {
     let version = connect.protocol;
     let limits = &broker.limits;
-    let refuse = |stream, code, why: &str| {
-        Err(Admit::Refused((stream, version, code, why.to_owned())))
-    };
+    let refuse =
+        |stream, code, why: &str| Err(Admit::Refused((stream, version, code, why.to_owned())));
 
     if connect.properties.authentication_method.is_some() {
         return refuse(
@@ -291,11 +294,7 @@ async fn admit(
     }
     let _ = stream.flush().await;
 
-    let outbound = Outbound::new(
-        &connect.properties,
-        limits.max_inflight,
-        opened.present,
-    );
+    let outbound = Outbound::new(&connect.properties, limits.max_inflight, opened.present);
     debug!(
         %client_id,
         listener = %info.listener,

@@ -99,7 +99,12 @@ pub async fn serve(
 ) {
     let remote = incoming.remote_addr();
     let timeout = Duration::from_secs(broker.limits.connect_timeout_secs);
-    let client = match tokio::time::timeout(timeout, connect::accept(incoming, listener.clone(), &broker)).await {
+    let client = match tokio::time::timeout(
+        timeout,
+        connect::accept(incoming, listener.clone(), &broker),
+    )
+    .await
+    {
         Err(_) => {
             debug!(%listener, %remote, ?timeout, "no complete CONNECT in time; closed");
             return;
@@ -184,10 +189,8 @@ impl Client {
     /// topic where the authorizer allows it.
     pub async fn authorize_publish(&mut self, publish: &firehose_mqtt::Publish) -> Decision {
         let cacheable = self.broker.authorizer.publish_decisions_cacheable();
-        if cacheable {
-            if let Some(decision) = self.publish_decisions.get(publish.topic.as_str()) {
-                return decision.clone();
-            }
+        if cacheable && let Some(decision) = self.publish_decisions.get(publish.topic.as_str()) {
+            return decision.clone();
         }
         let decision = self
             .broker
@@ -226,7 +229,12 @@ impl Client {
                             return ending;
                         }
                     }
-                    Ok(None) => break,
+                    Ok(None) => {
+                        if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
+                            self.rbuf = BytesMut::new();
+                        }
+                        break;
+                    }
                     Err(error) => {
                         return Ending::Protocol(error.reason_code(), error.to_string());
                     }
@@ -256,7 +264,7 @@ impl Client {
                 Ok(IoEvent::Wrote(n)) => {
                     self.wbuf.advance(n);
                     self.needs_flush = true;
-                    if self.wbuf.is_empty() && self.wbuf.capacity() > 4 * WRITE_HIGH_WATER {
+                    if self.wbuf.is_empty() {
                         self.wbuf = BytesMut::new();
                     }
                 }
@@ -268,13 +276,13 @@ impl Client {
     /// Says goodbye as the ending requires, publishes the will when due and
     /// leaves the session to its expiry.
     async fn finish(mut self, ending: Ending) {
-        if self.version.is_v5() {
-            if let Some(code) = ending.server_reason() {
-                self.send(&Packet::Disconnect(Disconnect {
-                    reason: code,
-                    ..Disconnect::default()
-                }));
-            }
+        if self.version.is_v5()
+            && let Some(code) = ending.server_reason()
+        {
+            self.send(&Packet::Disconnect(Disconnect {
+                reason: code,
+                ..Disconnect::default()
+            }));
         }
         let _ = tokio::time::timeout(CLOSE_GRACE, async {
             self.stream.write_all(&self.wbuf).await?;
@@ -297,10 +305,10 @@ impl Client {
             state.qos0.clear();
             (state.taken_over, state.expiry_secs, state.generation)
         };
-        if ending.publishes_will() {
-            if let Some((message, delay)) = self.will.take() {
-                will::publish_or_delay(&self.broker, &self.session, message, delay, expiry);
-            }
+        if ending.publishes_will()
+            && let Some((message, delay)) = self.will.take()
+        {
+            will::publish_or_delay(&self.broker, &self.session, message, delay, expiry);
         }
         if taken_over {
             // The connection that took over owns the session now.
@@ -349,6 +357,10 @@ fn poll_io(
     }
     if !read {
         return Poll::Pending;
+    }
+    if rbuf.capacity() == 0 {
+        // Idle connections hold no read buffer: wait for data first.
+        std::task::ready!(stream.poll_read_ready(cx))?;
     }
     if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
         rbuf.reserve(READ_CHUNK);

@@ -29,10 +29,9 @@ impl Client {
             Packet::Publish(publish) => self.on_publish(publish).await,
             Packet::PubAck(ack) => {
                 let mut state = self.session.lock();
-                if state
-                    .inflight_mut(ack.packet_id)
-                    .is_some_and(|f| f.stage == Stage::Published && f.delivery.qos == QoS::AtLeastOnce)
-                {
+                if state.inflight_mut(ack.packet_id).is_some_and(|f| {
+                    f.stage == Stage::Published && f.delivery.qos == QoS::AtLeastOnce
+                }) {
                     state.take_inflight(ack.packet_id);
                 }
                 None
@@ -157,7 +156,8 @@ impl Client {
             match self.authorize_publish(&publish).await {
                 Decision::Allow => self.route(&publish),
                 Decision::Deny(why) => {
-                    self.broker.note_refused_publish(&self.info, &publish.topic, &why);
+                    self.broker
+                        .note_refused_publish(&self.info, &publish.topic, &why);
                     code = reason::NOT_AUTHORIZED;
                 }
             }
@@ -311,7 +311,8 @@ impl Client {
                     "session expiry set at DISCONNECT after 0 at CONNECT".into(),
                 );
             }
-            self.session.lock().expiry_secs = expiry.min(self.broker.limits.max_session_expiry_secs);
+            self.session.lock().expiry_secs =
+                expiry.min(self.broker.limits.max_session_expiry_secs);
         }
         Ending::ClientDisconnect {
             with_will: disconnect.reason == reason::DISCONNECT_WITH_WILL,

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use firehose_transport::{
-    HttpHandler, Listener, ListenerKind as TransportKind, ListenerSpec, NotFound,
-    TlsConfigHandle, TlsSource,
+    HttpHandler, Listener, ListenerKind as TransportKind, ListenerSpec, NotFound, TlsConfigHandle,
+    TlsSource,
 };
 use tracing::{info, warn};
 

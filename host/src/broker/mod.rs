@@ -138,7 +138,10 @@ pub struct Running {
 
 impl Running {
     /// Binds every listener of `config` and starts serving.
-    pub async fn start(config: &Config, authorizer: Arc<dyn Authorizer>) -> anyhow::Result<Running> {
+    pub async fn start(
+        config: &Config,
+        authorizer: Arc<dyn Authorizer>,
+    ) -> anyhow::Result<Running> {
         let broker = Arc::new(Broker::new(config.limits.clone(), authorizer));
         let (trigger, shutdown) = shutdown::channel();
         let listeners = listeners::bind_all(config).await?;

@@ -11,11 +11,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use firehose_mqtt::encode::{encode_publish, publish_len};
-use firehose_mqtt::{ConnectProperties, Packet, PubResponse, Publish, QoS};
+use firehose_mqtt::encode::OutgoingPublish;
+use firehose_mqtt::{ConnectProperties, Packet, PubResponse, QoS};
 
 use super::connection::{Client, WRITE_HIGH_WATER};
 use crate::session::{Delivery, Inflight, Stage};
+
+/// Write buffer space reserved at once when deliveries are waiting.
+const WRITE_CHUNK: usize = 16 * 1024;
 
 /// Per-connection outbound state.
 #[derive(Debug)]
@@ -52,6 +55,13 @@ impl Client {
         }
         let session = self.session.clone();
         let mut state = session.lock();
+        if state.nothing_pending() && !self.outbound.resend {
+            return;
+        }
+        if self.wbuf.capacity() - self.wbuf.len() < WRITE_CHUNK / 4 {
+            // One allocation for a batch instead of doubling from one packet.
+            self.wbuf.reserve(WRITE_CHUNK);
+        }
         let now = Instant::now();
         if self.outbound.resend {
             self.outbound.resend = false;
@@ -107,33 +117,24 @@ impl Client {
     ) -> bool {
         let message = &delivery.message;
         let v5 = self.version.is_v5();
-        let mut properties = if v5 {
-            let mut properties = message.properties.clone();
-            properties.message_expiry_interval = message.remaining_expiry(now);
-            if let Some(ids) = &delivery.subscription_ids {
-                properties.subscription_identifiers = ids.to_vec();
-            }
-            properties
-        } else {
-            Default::default()
-        };
-        let mut topic = message.topic.to_string();
+        let mut topic: &str = &message.topic;
+        let mut topic_alias = None;
         let mut new_alias = None;
         if v5 && self.outbound.alias_max > 0 {
             match self.outbound.aliases.get(&message.topic) {
                 Some(&alias) => {
-                    properties.topic_alias = Some(alias);
-                    topic.clear();
+                    topic_alias = Some(alias);
+                    topic = "";
                 }
                 None if self.outbound.aliases.len() < usize::from(self.outbound.alias_max) => {
                     let alias = self.outbound.aliases.len() as u16 + 1;
-                    properties.topic_alias = Some(alias);
+                    topic_alias = Some(alias);
                     new_alias = Some(alias);
                 }
                 None => {}
             }
         }
-        let publish = Publish {
+        let publish = OutgoingPublish {
             dup,
             qos: if packet_id.is_some() {
                 delivery.qos
@@ -143,17 +144,24 @@ impl Client {
             retain: delivery.retain,
             topic,
             packet_id,
-            properties,
-            payload: message.payload.clone(),
+            properties: &message.properties,
+            message_expiry_interval: if v5 {
+                message.remaining_expiry(now)
+            } else {
+                None
+            },
+            topic_alias,
+            subscription_identifiers: delivery.subscription_ids.as_deref().unwrap_or_default(),
+            payload: &message.payload,
         };
-        if publish_len(&publish, self.version) > self.outbound.max_packet as usize {
+        if publish.encoded_len(self.version) > self.outbound.max_packet as usize {
             self.broker.metrics.oversize_dropped.incr();
             return false;
         }
         if let Some(alias) = new_alias {
             self.outbound.aliases.insert(message.topic.clone(), alias);
         }
-        encode_publish(&publish, self.version, &mut self.wbuf);
+        publish.encode(self.version, &mut self.wbuf);
         self.broker.metrics.messages_delivered.incr();
         true
     }

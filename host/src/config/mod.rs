@@ -177,11 +177,13 @@ impl Config {
             origin: origin.to_owned(),
             message: e.to_string(),
         })?;
-        config.validate().map_err(|(key, message)| ConfigError::Invalid {
-            origin: origin.to_owned(),
-            key,
-            message,
-        })?;
+        config
+            .validate()
+            .map_err(|(key, message)| ConfigError::Invalid {
+                origin: origin.to_owned(),
+                key,
+                message,
+            })?;
         Ok(config)
     }
 
@@ -227,7 +229,11 @@ impl Config {
             }
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
-            let missing = if self.tls.cert.is_some() { "key" } else { "cert" };
+            let missing = if self.tls.cert.is_some() {
+                "key"
+            } else {
+                "cert"
+            };
             return Err((
                 format!("tls.{missing}"),
                 "tls.cert and tls.key go together".into(),

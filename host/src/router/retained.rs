@@ -22,7 +22,10 @@ impl RetainedStore {
         if message.payload.is_empty() {
             self.by_topic.remove(&message.topic);
         } else {
-            self.by_topic.insert(message.topic.clone(), message.clone());
+            // A copy of its own: the received payload shares its read
+            // buffer, which a long-lived retained message must not pin.
+            self.by_topic
+                .insert(message.topic.clone(), Arc::new(message.detached()));
         }
     }
 

@@ -131,7 +131,12 @@ impl Trie {
     }
 }
 
-fn remove_at(node: &mut Node, levels: &[&str], group: Option<&str>, session: &Arc<Session>) -> bool {
+fn remove_at(
+    node: &mut Node,
+    levels: &[&str],
+    group: Option<&str>,
+    session: &Arc<Session>,
+) -> bool {
     let Some((first, rest)) = levels.split_first() else {
         let removed = match group {
             None => remove_from(&mut node.subscribers, session),
@@ -177,19 +182,15 @@ fn take<'a>(node: &'a Node, out: &mut Matches<'a>) {
 fn collect<'a>(node: &'a Node, levels: &[&str], depth: usize, dollar: bool, out: &mut Matches<'a>) {
     // A leading wildcard never matches a `$` topic.
     let wildcards = !(dollar && depth == 0);
-    if wildcards {
-        if let Some(hash) = node.children.get("#") {
-            take(hash, out);
-        }
+    if wildcards && let Some(hash) = node.children.get("#") {
+        take(hash, out);
     }
     let Some(level) = levels.get(depth) else {
         take(node, out);
         return;
     };
-    if wildcards {
-        if let Some(plus) = node.children.get("+") {
-            collect(plus, levels, depth + 1, dollar, out);
-        }
+    if wildcards && let Some(plus) = node.children.get("+") {
+        collect(plus, levels, depth + 1, dollar, out);
     }
     if let Some(child) = node.children.get(*level) {
         collect(child, levels, depth + 1, dollar, out);
@@ -234,7 +235,13 @@ mod tests {
     #[test]
     fn wildcards_match_as_the_specification_says() {
         let mut trie = Trie::default();
-        let (a, b, c, d, e) = (session("a"), session("b"), session("c"), session("d"), session("e"));
+        let (a, b, c, d, e) = (
+            session("a"),
+            session("b"),
+            session("c"),
+            session("d"),
+            session("e"),
+        );
         trie.insert("sport/tennis/#", None, sub(&a));
         trie.insert("sport/+/player1", None, sub(&b));
         trie.insert("#", None, sub(&c));

@@ -119,7 +119,10 @@ impl SessionState {
 
     /// Removes and returns the inflight entry with this packet id.
     pub fn take_inflight(&mut self, packet_id: u16) -> Option<Inflight> {
-        let at = self.inflight.iter().position(|f| f.packet_id == packet_id)?;
+        let at = self
+            .inflight
+            .iter()
+            .position(|f| f.packet_id == packet_id)?;
         self.inflight.remove(at)
     }
 

@@ -130,8 +130,14 @@ mod tests {
         assert!(Arc::ptr_eq(&first.session, &again.session));
         let clean = registry.open(&id, true, 0, LIMITS);
         assert!(!clean.present);
-        assert!(Arc::ptr_eq(clean.discarded.as_ref().unwrap(), &first.session));
-        assert!(!registry.remove(&first.session), "the old one is gone already");
+        assert!(Arc::ptr_eq(
+            clean.discarded.as_ref().unwrap(),
+            &first.session
+        ));
+        assert!(
+            !registry.remove(&first.session),
+            "the old one is gone already"
+        );
         assert!(registry.remove(&clean.session));
         assert!(registry.is_empty());
     }

@@ -47,6 +47,19 @@ macro_rules! delegate {
     };
 }
 
+impl MqttStream {
+    /// Resolves when a read may make progress without a buffer held in
+    /// the meantime. For plain TCP this waits for the socket to become
+    /// readable, so an idle connection needs no read buffer at all; TLS and
+    /// websocket streams keep their own buffers and report ready at once.
+    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            MqttStream::Tcp(inner) => inner.poll_read_ready(cx),
+            MqttStream::Tls(_) | MqttStream::Ws(_) | MqttStream::Wss(_) => Poll::Ready(Ok(())),
+        }
+    }
+}
+
 impl AsyncRead for MqttStream {
     fn poll_read(
         self: Pin<&mut Self>,

@@ -24,7 +24,11 @@ pub enum BrokerKind {
 }
 
 impl BrokerKind {
-    pub const ALL: [BrokerKind; 3] = [BrokerKind::Firehose, BrokerKind::Mosquitto, BrokerKind::Rumqttd];
+    pub const ALL: [BrokerKind; 3] = [
+        BrokerKind::Firehose,
+        BrokerKind::Mosquitto,
+        BrokerKind::Rumqttd,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -38,7 +42,9 @@ impl BrokerKind {
         BrokerKind::ALL
             .into_iter()
             .find(|k| k.name() == s.trim())
-            .with_context(|| format!("unknown broker {s:?} (expected firehose, mosquitto or rumqttd)"))
+            .with_context(|| {
+                format!("unknown broker {s:?} (expected firehose, mosquitto or rumqttd)")
+            })
     }
 }
 
@@ -166,7 +172,12 @@ impl Binaries {
             }
         };
         out.ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().next().map(str::to_owned))
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .next()
+                    .map(str::to_owned)
+            })
             .unwrap_or_else(|| format!("{kind} (version unknown)"))
     }
 }
@@ -245,7 +256,11 @@ publish = ["#"]
         BrokerKind::Mosquitto => {
             // Started as root, Mosquitto drops to user `mosquitto` unless told otherwise.
             // SAFETY: geteuid has no preconditions.
-            let user = if unsafe { libc::geteuid() } == 0 { "user root\n" } else { "" };
+            let user = if unsafe { libc::geteuid() } == 0 {
+                "user root\n"
+            } else {
+                ""
+            };
             (
                 "mosquitto.conf",
                 format!(
@@ -312,7 +327,12 @@ pub struct RunningBroker {
 impl RunningBroker {
     /// Starts `kind` with a generated config in `dir` and waits until it
     /// answers an MQTT CONNECT.
-    pub async fn start(kind: BrokerKind, bins: &Binaries, limits: &Limits, dir: &Path) -> Result<RunningBroker> {
+    pub async fn start(
+        kind: BrokerKind,
+        bins: &Binaries,
+        limits: &Limits,
+        dir: &Path,
+    ) -> Result<RunningBroker> {
         std::fs::create_dir_all(dir)?;
         let port = free_port()?;
         let config = write_config(kind, dir, port, limits)?;
@@ -321,7 +341,10 @@ impl RunningBroker {
         let mut cmd = Command::new(bins.get(kind));
         match kind {
             BrokerKind::Firehose => {
-                cmd.arg("serve").arg("--config").arg(&config).env("RUST_LOG", "warn");
+                cmd.arg("serve")
+                    .arg("--config")
+                    .arg(&config)
+                    .env("RUST_LOG", "warn");
             }
             BrokerKind::Mosquitto => {
                 cmd.arg("-c").arg(&config);

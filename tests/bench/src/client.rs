@@ -25,10 +25,20 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 /// A decoded packet borrowing from the read buffer.
 #[derive(Debug)]
 pub enum Packet<'a> {
-    ConnAck { code: u8 },
-    SubAck { codes: &'a [u8] },
-    Publish { qos: u8, pid: u16, payload: &'a [u8] },
-    PubAck { pid: u16 },
+    ConnAck {
+        code: u8,
+    },
+    SubAck {
+        codes: &'a [u8],
+    },
+    Publish {
+        qos: u8,
+        pid: u16,
+        payload: &'a [u8],
+    },
+    PubAck {
+        pid: u16,
+    },
     PingResp,
     /// Any other packet type.
     Other,
@@ -146,11 +156,17 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Packet<'_>, usize)>> {
                 at += 2;
             }
             ensure!(body.len() >= at, "short PUBLISH");
-            Packet::Publish { qos, pid, payload: &body[at..] }
+            Packet::Publish {
+                qos,
+                pid,
+                payload: &body[at..],
+            }
         }
         4 => {
             ensure!(body.len() >= 2, "short PUBACK");
-            Packet::PubAck { pid: u16::from_be_bytes([body[0], body[1]]) }
+            Packet::PubAck {
+                pid: u16::from_be_bytes([body[0], body[1]]),
+            }
         }
         9 => {
             ensure!(body.len() >= 3, "short SUBACK");
@@ -190,14 +206,22 @@ impl Conn {
         }
         .with_context(|| format!("tcp connect to {addr}"))?;
         stream.set_nodelay(true)?;
-        let mut conn = Conn { stream, buf: vec![0; read_buf], start: 0, end: 0 };
+        let mut conn = Conn {
+            stream,
+            buf: vec![0; read_buf],
+            start: 0,
+            end: 0,
+        };
         let mut out = Vec::with_capacity(64);
         encode_connect(&mut out, client_id, keep_alive);
         conn.stream.write_all(&out).await?;
-        let code = timeout(HANDSHAKE_TIMEOUT, conn.expect(|p| match p {
-            Packet::ConnAck { code } => Some(code),
-            _ => None,
-        }))
+        let code = timeout(
+            HANDSHAKE_TIMEOUT,
+            conn.expect(|p| match p {
+                Packet::ConnAck { code } => Some(code),
+                _ => None,
+            }),
+        )
         .await
         .context("timed out waiting for CONNACK")??;
         ensure!(code == 0, "CONNACK refused with return code {code}");
@@ -209,13 +233,19 @@ impl Conn {
         let mut out = Vec::with_capacity(64);
         encode_subscribe(&mut out, 1, filter, qos);
         self.stream.write_all(&out).await?;
-        let codes = timeout(HANDSHAKE_TIMEOUT, self.expect(|p| match p {
-            Packet::SubAck { codes } => Some(codes.to_vec()),
-            _ => None,
-        }))
+        let codes = timeout(
+            HANDSHAKE_TIMEOUT,
+            self.expect(|p| match p {
+                Packet::SubAck { codes } => Some(codes.to_vec()),
+                _ => None,
+            }),
+        )
         .await
         .context("timed out waiting for SUBACK")??;
-        ensure!(codes.len() == 1 && codes[0] <= 2, "SUBACK refused: {codes:?}");
+        ensure!(
+            codes.len() == 1 && codes[0] <= 2,
+            "SUBACK refused: {codes:?}"
+        );
         Ok(())
     }
 

@@ -99,7 +99,10 @@ struct Cli {
 }
 
 fn split<T>(s: &str, parse: fn(&str) -> Result<T>) -> Result<Vec<T>> {
-    s.split(',').filter(|x| !x.trim().is_empty()).map(parse).collect()
+    s.split(',')
+        .filter(|x| !x.trim().is_empty())
+        .map(parse)
+        .collect()
 }
 
 /// Removes the work dir (configs, logs, data) unless asked to keep it.
@@ -120,7 +123,9 @@ impl Drop for WorkDir {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
@@ -137,8 +142,15 @@ async fn run(cli: Cli) -> Result<()> {
     if cli.payload < 20 {
         bail!("--payload must be at least 20 bytes");
     }
-    if cli.subscribers == 0 || cli.publishers == 0 || cli.rate == 0 || cli.qos1_window == 0 || cli.qos1_lead == 0 {
-        bail!("--subscribers, --publishers, --rate, --qos1-window and --qos1-lead must be positive");
+    if cli.subscribers == 0
+        || cli.publishers == 0
+        || cli.rate == 0
+        || cli.qos1_window == 0
+        || cli.qos1_lead == 0
+    {
+        bail!(
+            "--subscribers, --publishers, --rate, --qos1-window and --qos1-lead must be positive"
+        );
     }
     let params = Params {
         messages: cli.messages,
@@ -204,7 +216,9 @@ async fn run(cli: Cli) -> Result<()> {
         let mut per_broker = Vec::new();
         for &kind in &brokers {
             run_no += 1;
-            let dir = work.path.join(format!("{run_no:02}-{}-{kind}", scenario.name()));
+            let dir = work
+                .path
+                .join(format!("{run_no:02}-{}-{kind}", scenario.name()));
             let r = run_one(scenario, kind, &bins, &limits, &params, &dir, run_no).await;
             let r = r.unwrap_or_else(|e| BrokerResult::error(kind, &e));
             eprintln!("  {}", r.summary());
@@ -219,7 +233,17 @@ async fn run(cli: Cli) -> Result<()> {
     }
 
     let finished = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-    let md = render(&cli, &command_line, &brokers, &bins, &limits, &results, started, finished, fd_limit);
+    let md = render(
+        &cli,
+        &command_line,
+        &brokers,
+        &bins,
+        &limits,
+        &results,
+        started,
+        finished,
+        fd_limit,
+    );
     println!("{md}");
     if let Some(out) = &cli.out {
         std::fs::write(out, &md).with_context(|| format!("writing {}", out.display()))?;
@@ -265,9 +289,15 @@ fn machine() -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|s| s.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_owned()))
+        .and_then(|s| {
+            s.lines()
+                .next()
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_owned())
+        })
         .and_then(|kb| kb.parse::<u64>().ok())
-        .map_or_else(String::new, |kb| format!(", {:.1} GiB RAM", kb as f64 / 1048576.0));
+        .map_or_else(String::new, |kb| {
+            format!(", {:.1} GiB RAM", kb as f64 / 1048576.0)
+        });
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     format!("{cores} cores ({cpu}){mem}, Linux {}", kernel.trim())
 }
@@ -294,8 +324,15 @@ fn render(
          runtime.",
         machine()
     );
-    let _ = writeln!(out, "- Run took {} s; RLIMIT_NOFILE {fd_limit}.", finished - started);
-    let _ = writeln!(out, "- Brokers (each scenario on a freshly started broker, one at a time, 127.0.0.1 only):");
+    let _ = writeln!(
+        out,
+        "- Run took {} s; RLIMIT_NOFILE {fd_limit}.",
+        finished - started
+    );
+    let _ = writeln!(
+        out,
+        "- Brokers (each scenario on a freshly started broker, one at a time, 127.0.0.1 only):"
+    );
     for &b in brokers {
         let _ = writeln!(out, "  - {}", bins.version(b));
     }

@@ -43,7 +43,10 @@ fn clock_ticks() -> u64 {
 /// Raises RLIMIT_NOFILE's soft limit to its hard limit; returns the new
 /// soft limit. Broker processes started afterwards inherit it.
 pub fn raise_fd_limit() -> Result<u64> {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: `lim` is a valid, writable rlimit.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
         return Err(std::io::Error::last_os_error()).context("getrlimit");
@@ -58,18 +61,35 @@ pub fn raise_fd_limit() -> Result<u64> {
     Ok(lim.rlim_cur)
 }
 
-/// A snapshot of a broker's CPU time, to take a delta over a run.
+/// A snapshot of the broker's and the load generator's CPU time, to take
+/// deltas over a run.
 #[derive(Clone, Copy)]
-pub struct CpuMark(u64);
+pub struct CpuMark {
+    broker: u64,
+    bench: u64,
+}
+
+/// CPU microseconds spent since a [`CpuMark`].
+#[derive(Clone, Copy, Debug)]
+pub struct CpuSpent {
+    pub broker_us: u64,
+    /// This process (all client groups).
+    pub bench_us: u64,
+}
 
 impl CpuMark {
     pub fn take(pid: u32) -> Result<CpuMark> {
-        Ok(CpuMark(cpu_micros(pid)?))
+        Ok(CpuMark {
+            broker: cpu_micros(pid)?,
+            bench: cpu_micros(std::process::id())?,
+        })
     }
 
-    /// Microseconds of CPU spent since this mark.
-    pub fn elapsed(self, pid: u32) -> Result<u64> {
-        Ok(cpu_micros(pid)?.saturating_sub(self.0))
+    pub fn elapsed(self, pid: u32) -> Result<CpuSpent> {
+        Ok(CpuSpent {
+            broker_us: cpu_micros(pid)?.saturating_sub(self.broker),
+            bench_us: cpu_micros(std::process::id())?.saturating_sub(self.bench),
+        })
     }
 }
 

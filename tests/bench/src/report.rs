@@ -24,7 +24,12 @@ pub struct Metric {
 
 impl Metric {
     pub fn new(name: &'static str, value: f64, decimals: usize, better: Better) -> Metric {
-        Metric { name, value, decimals, better }
+        Metric {
+            name,
+            value,
+            decimals,
+            better,
+        }
     }
 
     fn formatted(&self) -> String {
@@ -55,11 +60,21 @@ pub struct BrokerResult {
 
 impl BrokerResult {
     pub fn new(broker: BrokerKind) -> BrokerResult {
-        BrokerResult { broker, metrics: Vec::new(), status: Status::Ok, notes: Vec::new() }
+        BrokerResult {
+            broker,
+            metrics: Vec::new(),
+            status: Status::Ok,
+            notes: Vec::new(),
+        }
     }
 
     pub fn error(broker: BrokerKind, err: &anyhow::Error) -> BrokerResult {
-        BrokerResult { broker, metrics: Vec::new(), status: Status::Error(format!("{err:#}")), notes: Vec::new() }
+        BrokerResult {
+            broker,
+            metrics: Vec::new(),
+            status: Status::Error(format!("{err:#}")),
+            notes: Vec::new(),
+        }
     }
 
     fn metric(&self, name: &str) -> Option<&Metric> {
@@ -70,14 +85,25 @@ impl BrokerResult {
         match &self.status {
             Status::Ok => "ok".into(),
             Status::Failed(why) => format!("**FAILED**: {why}"),
-            Status::Error(why) => format!("**ERROR**: {}", why.replace('\n', " ").replace('|', "/")),
+            Status::Error(why) => {
+                format!("**ERROR**: {}", why.replace('\n', " ").replace('|', "/"))
+            }
         }
     }
 
     /// One line for the console.
     pub fn summary(&self) -> String {
-        let figures: Vec<String> = self.metrics.iter().map(|m| format!("{} {}", m.name, m.formatted())).collect();
-        format!("{:<9} {} | {}", self.broker.name(), self.status_cell(), figures.join(", "))
+        let figures: Vec<String> = self
+            .metrics
+            .iter()
+            .map(|m| format!("{} {}", m.name, m.formatted()))
+            .collect();
+        format!(
+            "{:<9} {} | {}",
+            self.broker.name(),
+            self.status_cell(),
+            figures.join(", ")
+        )
     }
 }
 
@@ -108,7 +134,13 @@ impl ScenarioResult {
                 .iter()
                 .map(|c| r.metric(c).map_or_else(|| "-".into(), Metric::formatted))
                 .collect();
-            let _ = writeln!(out, "| {} | {} | {} |", r.broker, r.status_cell(), cells.join(" | "));
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} |",
+                r.broker,
+                r.status_cell(),
+                cells.join(" | ")
+            );
         }
         let notes: Vec<String> = self
             .results
@@ -124,15 +156,26 @@ impl ScenarioResult {
 
     /// firehose / peer for every metric with a better direction.
     fn ratios(&self) -> String {
-        let Some(fh) = self.results.iter().find(|r| r.broker == BrokerKind::Firehose) else {
+        let Some(fh) = self
+            .results
+            .iter()
+            .find(|r| r.broker == BrokerKind::Firehose)
+        else {
             return String::new();
         };
-        let peers: Vec<&BrokerResult> = self.results.iter().filter(|r| r.broker != BrokerKind::Firehose).collect();
+        let peers: Vec<&BrokerResult> = self
+            .results
+            .iter()
+            .filter(|r| r.broker != BrokerKind::Firehose)
+            .collect();
         if peers.is_empty() {
             return String::new();
         }
         let mut out = String::new();
-        let heads: Vec<String> = peers.iter().map(|p| format!("firehose / {}", p.broker)).collect();
+        let heads: Vec<String> = peers
+            .iter()
+            .map(|p| format!("firehose / {}", p.broker))
+            .collect();
         let _ = writeln!(out, "\n| ratio | better | {} |", heads.join(" | "));
         let _ = writeln!(out, "|---|---|{}", "---:|".repeat(peers.len()));
         for m in fh.metrics.iter().filter(|m| m.better != Better::Info) {
@@ -145,7 +188,11 @@ impl ScenarioResult {
                     _ => "-".into(),
                 })
                 .collect();
-            let dir = if m.better == Better::Higher { "higher" } else { "lower" };
+            let dir = if m.better == Better::Higher {
+                "higher"
+            } else {
+                "lower"
+            };
             let _ = writeln!(out, "| {} | {dir} | {} |", m.name, cells.join(" | "));
         }
         out
@@ -155,7 +202,9 @@ impl ScenarioResult {
 /// Inserts thousands separators into the integer part of a decimal number.
 fn group_thousands(s: &str) -> String {
     let (sign, rest) = s.strip_prefix('-').map_or(("", s), |r| ("-", r));
-    let (int, frac) = rest.split_once('.').map_or((rest, None), |(i, f)| (i, Some(f)));
+    let (int, frac) = rest
+        .split_once('.')
+        .map_or((rest, None), |(i, f)| (i, Some(f)));
     let mut grouped = String::new();
     for (i, c) in int.chars().enumerate() {
         if i > 0 && (int.len() - i) % 3 == 0 {
@@ -183,7 +232,11 @@ pub fn utc_time(secs: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
 }
 
 #[cfg(test)]

@@ -282,49 +282,97 @@ fn connect<S: Sink>(c: &Connect, version: ProtocolVersion, s: &mut S) {
     }
 }
 
-fn publish_packet_id(p: &Publish) -> u16 {
-    debug_assert!(p.packet_id.is_some(), "QoS > 0 PUBLISH without a packet id");
-    p.packet_id.unwrap_or(0)
+/// A PUBLISH to write, borrowed: what the broker sends each subscriber.
+///
+/// The message's shared properties are borrowed as they are; the per-copy
+/// ones (Message Expiry Interval, Topic Alias, Subscription Identifiers)
+/// are given separately and override whatever `properties` holds for them.
+#[derive(Debug, Clone, Copy)]
+pub struct OutgoingPublish<'a> {
+    pub dup: bool,
+    pub qos: QoS,
+    pub retain: bool,
+    /// Empty when `topic_alias` stands for it.
+    pub topic: &'a str,
+    /// Required when `qos` is not 0.
+    pub packet_id: Option<u16>,
+    pub properties: &'a PublishProperties,
+    pub message_expiry_interval: Option<u32>,
+    pub topic_alias: Option<u16>,
+    pub subscription_identifiers: &'a [u32],
+    pub payload: &'a [u8],
 }
 
-/// (remaining length, property length) of a PUBLISH.
-fn publish_sizes(p: &Publish, version: ProtocolVersion) -> (usize, usize) {
-    let mut remaining = 2 + p.topic.len() + p.payload.len();
-    if p.qos != QoS::AtMostOnce {
-        remaining += 2;
-    }
-    let mut props = 0;
-    if version.is_v5() {
-        if !p.properties.is_empty() {
-            props = p.properties.len();
+impl<'a> OutgoingPublish<'a> {
+    /// A view of a whole `Publish` packet, its properties as they are.
+    pub fn of(p: &'a Publish) -> OutgoingPublish<'a> {
+        OutgoingPublish {
+            dup: p.dup,
+            qos: p.qos,
+            retain: p.retain,
+            topic: &p.topic,
+            packet_id: p.packet_id,
+            properties: &p.properties,
+            message_expiry_interval: p.properties.message_expiry_interval,
+            topic_alias: p.properties.topic_alias,
+            subscription_identifiers: &p.properties.subscription_identifiers,
+            payload: &p.payload,
         }
-        remaining += varint_len(props) + props;
     }
-    (remaining, props)
+
+    /// (remaining length, property length).
+    fn sizes(&self, version: ProtocolVersion) -> (usize, usize) {
+        let mut remaining = 2 + self.topic.len() + self.payload.len();
+        if self.qos != QoS::AtMostOnce {
+            remaining += 2;
+        }
+        let mut props = 0;
+        if version.is_v5() {
+            props = properties::OutgoingProps(self).len();
+            remaining += varint_len(props) + props;
+        }
+        (remaining, props)
+    }
+
+    /// The whole encoded size (fixed header included), to check against a
+    /// client's Maximum Packet Size before encoding.
+    pub fn encoded_len(&self, version: ProtocolVersion) -> usize {
+        let (remaining, _) = self.sizes(version);
+        1 + varint_len(remaining) + remaining
+    }
+
+    /// Appends the packet to `out`: one size computation, one reservation.
+    pub fn encode(&self, version: ProtocolVersion, out: &mut BytesMut) {
+        let (remaining, props) = self.sizes(version);
+        out.reserve(1 + varint_len(remaining) + remaining);
+        let flags = u8::from(self.dup) << 3 | (self.qos as u8) << 1 | u8::from(self.retain);
+        out.put_u8(kind::PUBLISH << 4 | flags);
+        out.varint(remaining as u32);
+        out.string(self.topic);
+        if self.qos != QoS::AtMostOnce {
+            debug_assert!(
+                self.packet_id.is_some(),
+                "QoS > 0 PUBLISH without a packet id"
+            );
+            out.put_u16(self.packet_id.unwrap_or(0));
+        }
+        if version.is_v5() {
+            out.varint(props as u32);
+            if props > 0 {
+                properties::OutgoingProps(self).emit(out);
+            }
+        }
+        out.put_slice(self.payload);
+    }
 }
 
 /// The whole encoded size of `publish` (fixed header included), to check
 /// against a client's Maximum Packet Size before encoding.
 pub fn publish_len(publish: &Publish, version: ProtocolVersion) -> usize {
-    let (remaining, _) = publish_sizes(publish, version);
-    1 + varint_len(remaining) + remaining
+    OutgoingPublish::of(publish).encoded_len(version)
 }
 
 /// Appends `publish` to `out`: one size computation, one reservation.
 pub fn encode_publish(publish: &Publish, version: ProtocolVersion, out: &mut BytesMut) {
-    let (remaining, props) = publish_sizes(publish, version);
-    out.reserve(1 + varint_len(remaining) + remaining);
-    out.put_u8(kind::PUBLISH << 4 | publish_flags(publish));
-    out.varint(remaining as u32);
-    out.string(&publish.topic);
-    if publish.qos != QoS::AtMostOnce {
-        out.put_u16(publish_packet_id(publish));
-    }
-    if version.is_v5() {
-        out.varint(props as u32);
-        if props > 0 {
-            publish.properties.emit(out);
-        }
-    }
-    out.put_slice(&publish.payload);
+    OutgoingPublish::of(publish).encode(version, out)
 }

@@ -117,11 +117,21 @@ fn message<S: Sink>(s: &mut S, p: &PublishProperties) {
     user(s, &p.user_properties);
 }
 
-impl Props for PublishProperties {
+/// A PUBLISH's properties: the message's own, with the per-copy ones
+/// (expiry, topic alias, subscription identifiers) from the view.
+pub(crate) struct OutgoingProps<'a, 'b>(pub &'b super::OutgoingPublish<'a>);
+
+impl Props for OutgoingProps<'_, '_> {
     fn emit<S: Sink>(&self, s: &mut S) {
-        message(s, self);
-        two(s, TOPIC_ALIAS, self.topic_alias);
-        for &id in &self.subscription_identifiers {
+        let p = self.0.properties;
+        byte(s, PAYLOAD_FORMAT_INDICATOR, p.payload_format_indicator);
+        four(s, MESSAGE_EXPIRY_INTERVAL, self.0.message_expiry_interval);
+        string(s, CONTENT_TYPE, &p.content_type);
+        string(s, RESPONSE_TOPIC, &p.response_topic);
+        binary(s, CORRELATION_DATA, &p.correlation_data);
+        user(s, &p.user_properties);
+        two(s, TOPIC_ALIAS, self.0.topic_alias);
+        for &id in self.0.subscription_identifiers {
             s.u8(SUBSCRIPTION_IDENTIFIER);
             s.varint(id);
         }

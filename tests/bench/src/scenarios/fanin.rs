@@ -25,9 +25,18 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
         let (shared, topic, addr) = (Arc::clone(&shared), topic.clone(), ctx.addr);
         spawn_group("fanin-sub", move || async move {
             let r = async {
-                let mut conn = Conn::connect(addr, None, "fi-sub", p.keep_alive, BIG_READ_BUF).await?;
+                let mut conn =
+                    Conn::connect(addr, None, "fi-sub", p.keep_alive, BIG_READ_BUF).await?;
                 conn.subscribe(&topic, 0).await?;
-                let st = receive_qos0(&mut conn, &shared, expected, p.settle, hard_deadline, |_, _| {}).await?;
+                let st = receive_qos0(
+                    &mut conn,
+                    &shared,
+                    expected,
+                    p.settle,
+                    hard_deadline,
+                    |_, _| {},
+                )
+                .await?;
                 conn.disconnect().await;
                 anyhow::Ok(st)
             }
@@ -41,7 +50,8 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
         let (shared, topic, addr, pid) = (Arc::clone(&shared), topic.clone(), ctx.addr, ctx.pid);
         spawn_group("fanin-pubs", move || async move {
             let r = async {
-                let mut conns = connect_many(addr, "fi-pub", pubs, p.keep_alive, BIG_READ_BUF).await?;
+                let mut conns =
+                    connect_many(addr, "fi-pub", pubs, p.keep_alive, BIG_READ_BUF).await?;
                 warm_up(&mut conns[0], &topic, &shared, 1).await?;
                 let cpu = CpuMark::take(pid)?;
                 let start = Instant::now();
@@ -50,7 +60,11 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
                     let topic = topic.clone();
                     set.spawn(async move {
                         let first = i as u64 * per_pub;
-                        let r = tokio::time::timeout(p.max_time, flood(&mut conn, &topic, p.payload, i as u32, first, per_pub)).await;
+                        let r = tokio::time::timeout(
+                            p.max_time,
+                            flood(&mut conn, &topic, p.payload, i as u32, first, per_pub),
+                        )
+                        .await;
                         if let Ok(r) = r {
                             r?;
                         }
@@ -62,7 +76,9 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
                     conns.push(r??);
                 }
                 shared.mark_done();
-                shared.wait_finished(hard_deadline.saturating_duration_since(Instant::now())).await;
+                shared
+                    .wait_finished(hard_deadline.saturating_duration_since(Instant::now()))
+                    .await;
                 for conn in conns {
                     conn.disconnect().await;
                 }
@@ -79,14 +95,16 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
     let (pub_res, recv_res) = tokio::join!(publishers, receiver);
     let (cpu, start) = pub_res?;
     let st = recv_res?;
-    let cpu_us = cpu.elapsed(ctx.pid)?;
-    let timed_out = shared.done_at().is_some_and(|d| d.duration_since(start) >= p.max_time);
+    let cpu = cpu.elapsed(ctx.pid)?;
+    let timed_out = shared
+        .done_at()
+        .is_some_and(|d| d.duration_since(start) >= p.max_time);
     Ok(qos0_result(
         ctx.broker,
         expected,
         st.count,
         st.last.unwrap_or(start).saturating_duration_since(start),
-        cpu_us,
+        cpu,
         usize::from(st.closed),
         timed_out,
     ))

@@ -30,7 +30,15 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
                     let (shared, topic) = (Arc::clone(&shared), topic.clone());
                     set.spawn(async move {
                         conn.subscribe(&topic, 0).await?;
-                        let st = receive_qos0(&mut conn, &shared, per_sub, p.settle, hard_deadline, |_, _| {}).await?;
+                        let st = receive_qos0(
+                            &mut conn,
+                            &shared,
+                            per_sub,
+                            p.settle,
+                            hard_deadline,
+                            |_, _| {},
+                        )
+                        .await?;
                         conn.disconnect().await;
                         anyhow::Ok(st)
                     });
@@ -51,16 +59,23 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
         let (shared, topic, addr, pid) = (Arc::clone(&shared), topic.clone(), ctx.addr, ctx.pid);
         spawn_group("fanout-pub", move || async move {
             let r = async {
-                let mut conn = Conn::connect(addr, None, "fo-pub", p.keep_alive, BIG_READ_BUF).await?;
+                let mut conn =
+                    Conn::connect(addr, None, "fo-pub", p.keep_alive, BIG_READ_BUF).await?;
                 warm_up(&mut conn, &topic, &shared, subs).await?;
                 let cpu = CpuMark::take(pid)?;
                 let start = Instant::now();
-                let r = tokio::time::timeout(p.max_time, flood(&mut conn, &topic, p.payload, 0, 0, per_sub)).await;
+                let r = tokio::time::timeout(
+                    p.max_time,
+                    flood(&mut conn, &topic, p.payload, 0, 0, per_sub),
+                )
+                .await;
                 shared.mark_done();
                 if let Ok(r) = r {
                     r?;
                 }
-                shared.wait_finished(hard_deadline.saturating_duration_since(Instant::now())).await;
+                shared
+                    .wait_finished(hard_deadline.saturating_duration_since(Instant::now()))
+                    .await;
                 conn.disconnect().await;
                 anyhow::Ok((cpu, start))
             }
@@ -75,17 +90,19 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
     let (pub_res, recv_res) = tokio::join!(publisher, receivers);
     let (cpu, start) = pub_res?;
     let stats = recv_res?;
-    let cpu_us = cpu.elapsed(ctx.pid)?;
+    let cpu = cpu.elapsed(ctx.pid)?;
     let delivered: u64 = stats.iter().map(|s| s.count).sum();
     let last = stats.iter().filter_map(|s| s.last).max().unwrap_or(start);
     let closed = stats.iter().filter(|s| s.closed).count();
-    let timed_out = shared.done_at().is_some_and(|d| d.duration_since(start) >= p.max_time);
+    let timed_out = shared
+        .done_at()
+        .is_some_and(|d| d.duration_since(start) >= p.max_time);
     Ok(qos0_result(
         ctx.broker,
         per_sub * subs as u64,
         delivered,
         last.saturating_duration_since(start),
-        cpu_us,
+        cpu,
         closed,
         timed_out,
     ))

@@ -49,7 +49,9 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
                     SocketAddr::from((Ipv4Addr::new(127, 0, 0, 2 + (next / PER_SOURCE) as u8), 0))
                 });
                 let id = format!("idle-{next}");
-                set.spawn(async move { Conn::connect(addr, local, &id, p.keep_alive, SMALL_READ_BUF).await });
+                set.spawn(async move {
+                    Conn::connect(addr, local, &id, p.keep_alive, SMALL_READ_BUF).await
+                });
                 next += 1;
             }
             if let Some(joined) = set.join_next().await {
@@ -62,7 +64,10 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
                 }
             }
             if failures > n / 10 + 10 {
-                bail!("too many failed connections ({failures}); first: {}", first_error.unwrap_or_default());
+                bail!(
+                    "too many failed connections ({failures}); first: {}",
+                    first_error.unwrap_or_default()
+                );
             }
         }
         let connect_secs = t0.elapsed().as_secs_f64();
@@ -110,10 +115,18 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
             Metric::new("RSS after MiB", after as f64 / 1048576.0, 1, Better::Info),
             Metric::new("connected", connected as f64, 0, Better::Info),
             Metric::new("answered PINGREQ", alive as f64, 0, Better::Info),
-            Metric::new("connects/s", connected as f64 / connect_secs.max(1e-9), 0, Better::Higher),
+            Metric::new(
+                "connects/s",
+                connected as f64 / connect_secs.max(1e-9),
+                0,
+                Better::Higher,
+            ),
         ];
         if failures > 0 {
-            r.notes.push(format!("{failures} connection(s) failed; first: {}", first_error.unwrap_or_default()));
+            r.notes.push(format!(
+                "{failures} connection(s) failed; first: {}",
+                first_error.unwrap_or_default()
+            ));
         }
         if alive < connected || connected < n {
             r.status = Status::Failed(format!("{alive} of {n} connections alive at the end"));

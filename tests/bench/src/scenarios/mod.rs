@@ -114,7 +114,10 @@ impl Scenario {
                 "Fan-in: {} publishers -> 1 subscriber, QoS 0, {}-byte payloads",
                 p.publishers, p.payload
             ),
-            Scenario::Qos1 => format!("QoS 1, 1 publisher -> 1 subscriber, {}-byte payloads", p.payload),
+            Scenario::Qos1 => format!(
+                "QoS 1, 1 publisher -> 1 subscriber, {}-byte payloads",
+                p.payload
+            ),
             Scenario::Latency => format!(
                 "Latency: {} msg/s to {} subscribers, QoS 0, {}-byte payloads",
                 p.rate, p.subscribers, p.payload
@@ -189,17 +192,22 @@ where
 {
     let (tx, rx) = oneshot::channel();
     let name = name.to_owned();
-    let spawned = std::thread::Builder::new().name(name.clone()).spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
-        let result = match rt {
-            Ok(rt) => rt.block_on(f()),
-            Err(e) => Err(e.into()),
-        };
-        let _ = tx.send(result);
-    });
+    let spawned = std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            let result = match rt {
+                Ok(rt) => rt.block_on(f()),
+                Err(e) => Err(e.into()),
+            };
+            let _ = tx.send(result);
+        });
     async move {
         spawned.with_context(|| format!("spawning thread {name}"))?;
-        rx.await.map_err(|_| anyhow!("client group {name} panicked"))?
+        rx.await
+            .map_err(|_| anyhow!("client group {name} panicked"))?
     }
 }
 
@@ -219,11 +227,14 @@ pub fn write_header(p: &mut [u8], seq: u64, sent_ns: u64, publisher: u32) {
 }
 
 pub fn read_seq(p: &[u8]) -> u64 {
-    p.get(0..8).map_or(WARMUP_SEQ - 1, |b| u64::from_le_bytes(b.try_into().unwrap()))
+    p.get(0..8).map_or(WARMUP_SEQ - 1, |b| {
+        u64::from_le_bytes(b.try_into().unwrap())
+    })
 }
 
 pub fn read_sent_ns(p: &[u8]) -> u64 {
-    p.get(8..16).map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap()))
+    p.get(8..16)
+        .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap()))
 }
 
 /// Coordination between a publisher group and a receiver group.
@@ -249,7 +260,10 @@ impl Shared {
     }
 
     pub fn mark_done(&self) {
-        self.pub_done.lock().unwrap().get_or_insert_with(Instant::now);
+        self.pub_done
+            .lock()
+            .unwrap()
+            .get_or_insert_with(Instant::now);
     }
 
     pub fn done_at(&self) -> Option<Instant> {
@@ -268,7 +282,10 @@ impl Shared {
     /// publisher's connection outlives its messages.
     pub async fn wait_finished(&self, limit: Duration) {
         let deadline = Instant::now() + limit;
-        while !self.finished.load(Ordering::Acquire) && !self.abort.load(Ordering::Relaxed) && Instant::now() < deadline {
+        while !self.finished.load(Ordering::Acquire)
+            && !self.abort.load(Ordering::Relaxed)
+            && Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -276,7 +293,12 @@ impl Shared {
 
 /// Publishes warm-up messages on `topic` every 20 ms until `receivers`
 /// receivers have seen one (at most 30 s).
-pub async fn warm_up(conn: &mut Conn, topic: &str, shared: &Shared, receivers: usize) -> Result<()> {
+pub async fn warm_up(
+    conn: &mut Conn,
+    topic: &str,
+    shared: &Shared,
+    receivers: usize,
+) -> Result<()> {
     let mut msg = Vec::new();
     client::encode_publish(&mut msg, topic, 0, 0, &payload(20, WARMUP_SEQ, 0, 0));
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -313,7 +335,12 @@ pub fn ticker() -> tokio::time::Interval {
 
 /// Time to stop receiving: past the hard deadline, or `settle` has passed
 /// since the publishers finished with nothing new since.
-pub fn receiver_should_stop(shared: &Shared, last: Option<Instant>, settle: Duration, hard_deadline: Instant) -> bool {
+pub fn receiver_should_stop(
+    shared: &Shared,
+    last: Option<Instant>,
+    settle: Duration,
+    hard_deadline: Instant,
+) -> bool {
     let now = Instant::now();
     if now >= hard_deadline {
         return true;
@@ -390,10 +417,23 @@ pub async fn receive_qos0(
 
 /// Writes `count` QoS 0 publishes (sequence numbers `first..first+count`)
 /// as fast as the socket takes them, 64 per write.
-pub async fn flood(conn: &mut Conn, topic: &str, payload_len: usize, publisher: u32, first: u64, count: u64) -> Result<()> {
+pub async fn flood(
+    conn: &mut Conn,
+    topic: &str,
+    payload_len: usize,
+    publisher: u32,
+    first: u64,
+    count: u64,
+) -> Result<()> {
     const BATCH: u64 = 64;
     let mut template = Vec::new();
-    let at = client::encode_publish(&mut template, topic, 0, 0, &payload(payload_len, 0, 0, publisher));
+    let at = client::encode_publish(
+        &mut template,
+        topic,
+        0,
+        0,
+        &payload(payload_len, 0, 0, publisher),
+    );
     let mut batch = Vec::with_capacity(template.len() * BATCH as usize);
     let mut seq = first;
     let end = first + count;
@@ -412,7 +452,13 @@ pub async fn flood(conn: &mut Conn, topic: &str, payload_len: usize, publisher: 
 }
 
 /// Connects `n` clients named `<prefix>-<i>` concurrently (at most 200 at once).
-pub async fn connect_many(addr: SocketAddr, prefix: &str, n: usize, keep_alive: u16, read_buf: usize) -> Result<Vec<Conn>> {
+pub async fn connect_many(
+    addr: SocketAddr,
+    prefix: &str,
+    n: usize,
+    keep_alive: u16,
+    read_buf: usize,
+) -> Result<Vec<Conn>> {
     let mut conns: Vec<Option<Conn>> = (0..n).map(|_| None).collect();
     let mut set = tokio::task::JoinSet::new();
     let mut next = 0;
@@ -420,7 +466,12 @@ pub async fn connect_many(addr: SocketAddr, prefix: &str, n: usize, keep_alive: 
         while next < n && set.len() < 200 {
             let id = format!("{prefix}-{next}");
             let i = next;
-            set.spawn(async move { (i, Conn::connect(addr, None, &id, keep_alive, read_buf).await) });
+            set.spawn(async move {
+                (
+                    i,
+                    Conn::connect(addr, None, &id, keep_alive, read_buf).await,
+                )
+            });
             next += 1;
         }
         if let Some(joined) = set.join_next().await {
@@ -428,7 +479,10 @@ pub async fn connect_many(addr: SocketAddr, prefix: &str, n: usize, keep_alive: 
             conns[i] = Some(conn.with_context(|| format!("connecting {prefix}-{i}"))?);
         }
     }
-    Ok(conns.into_iter().map(|c| c.expect("all connected")).collect())
+    Ok(conns
+        .into_iter()
+        .map(|c| c.expect("all connected"))
+        .collect())
 }
 
 /// Throughput figures shared by the QoS 0 scenarios.
@@ -437,7 +491,7 @@ pub fn qos0_result(
     expected: u64,
     delivered: u64,
     elapsed: Duration,
-    cpu_us: u64,
+    cpu: crate::procfs::CpuSpent,
     closed: usize,
     timed_out: bool,
 ) -> BrokerResult {
@@ -445,15 +499,38 @@ pub fn qos0_result(
     let secs = elapsed.as_secs_f64().max(1e-9);
     let mut r = BrokerResult::new(broker);
     r.metrics = vec![
-        Metric::new("delivered msg/s", delivered as f64 / secs, 0, Better::Higher),
-        Metric::new("broker CPU us/msg", cpu_us as f64 / delivered.max(1) as f64, 3, Better::Lower),
+        Metric::new(
+            "delivered msg/s",
+            delivered as f64 / secs,
+            0,
+            Better::Higher,
+        ),
+        Metric::new(
+            "broker CPU us/msg",
+            cpu.broker_us as f64 / delivered.max(1) as f64,
+            3,
+            Better::Lower,
+        ),
+        Metric::new(
+            "loadgen CPU us/msg",
+            cpu.bench_us as f64 / delivered.max(1) as f64,
+            3,
+            Better::Info,
+        ),
         Metric::new("delivered", delivered as f64, 0, Better::Info),
         Metric::new("expected", expected as f64, 0, Better::Info),
-        Metric::new("delivered %", 100.0 * delivered as f64 / expected.max(1) as f64, 2, Better::Higher),
+        Metric::new(
+            "delivered %",
+            100.0 * delivered as f64 / expected.max(1) as f64,
+            2,
+            Better::Higher,
+        ),
         Metric::new("seconds", secs, 2, Better::Info),
     ];
     if closed > 0 {
-        r.notes.push(format!("{closed} receiver connection(s) closed by the broker"));
+        r.notes.push(format!(
+            "{closed} receiver connection(s) closed by the broker"
+        ));
     }
     if timed_out {
         r.notes.push("publishing hit --max-secs".into());

@@ -13,7 +13,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
 use tokio::time::timeout;
 
-use super::{Ctx, Shared, WARMUP_SEQ, payload, read_seq, receiver_should_stop, spawn_group, ticker, warm_up};
+use super::{
+    Ctx, Shared, WARMUP_SEQ, payload, read_seq, receiver_should_stop, spawn_group, ticker, warm_up,
+};
 use crate::client::{self, BIG_READ_BUF, Conn, Packet};
 use crate::procfs::CpuMark;
 use crate::report::{Better, BrokerResult, Metric, Status};
@@ -51,10 +53,17 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
         let (received, progress) = (Arc::clone(&received), Arc::clone(&progress));
         spawn_group("qos1-sub", move || async move {
             let r = async {
-                let mut conn = Conn::connect(addr, None, "q1-sub", p.keep_alive, BIG_READ_BUF).await?;
+                let mut conn =
+                    Conn::connect(addr, None, "q1-sub", p.keep_alive, BIG_READ_BUF).await?;
                 conn.subscribe(&topic, 1).await?;
                 let mut seen = vec![false; n as usize];
-                let mut st = SubStats { unique: 0, duplicates: 0, not_qos1: 0, last: None, closed: false };
+                let mut st = SubStats {
+                    unique: 0,
+                    duplicates: 0,
+                    not_qos1: 0,
+                    last: None,
+                    closed: false,
+                };
                 let mut warmed = false;
                 let mut acks = Vec::with_capacity(64 * 1024);
                 let mut tick = ticker();
@@ -123,10 +132,17 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
         let (received, progress) = (Arc::clone(&received), Arc::clone(&progress));
         spawn_group("qos1-pub", move || async move {
             let r = async {
-                let mut conn = Conn::connect(addr, None, "q1-pub", p.keep_alive, BIG_READ_BUF).await?;
+                let mut conn =
+                    Conn::connect(addr, None, "q1-pub", p.keep_alive, BIG_READ_BUF).await?;
                 warm_up(&mut conn, &topic, &shared, 1).await?;
                 let mut template = Vec::new();
-                let at = client::encode_publish(&mut template, &topic, 1, 0, &payload(p.payload, 0, 0, 0));
+                let at = client::encode_publish(
+                    &mut template,
+                    &topic,
+                    1,
+                    0,
+                    &payload(p.payload, 0, 0, 0),
+                );
                 let pid_at = at - 2;
                 let mut outstanding = vec![false; 65536];
                 let mut next_pid: u16 = 0;
@@ -160,7 +176,8 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
                             outstanding[next_pid as usize] = true;
                             let off = batch.len();
                             batch.extend_from_slice(&template);
-                            batch[off + pid_at..off + pid_at + 2].copy_from_slice(&next_pid.to_be_bytes());
+                            batch[off + pid_at..off + pid_at + 2]
+                                .copy_from_slice(&next_pid.to_be_bytes());
                             batch[off + at..off + at + 8].copy_from_slice(&st.sent.to_le_bytes());
                             st.sent += 1;
                             inflight += 1;
@@ -196,7 +213,9 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
                     })?;
                 }
                 shared.mark_done();
-                shared.wait_finished(hard_deadline.saturating_duration_since(Instant::now())).await;
+                shared
+                    .wait_finished(hard_deadline.saturating_duration_since(Instant::now()))
+                    .await;
                 conn.disconnect().await;
                 anyhow::Ok(st)
             }
@@ -211,13 +230,34 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
     let (pub_res, sub_res) = tokio::join!(publisher, subscriber);
     let ps = pub_res?;
     let ss = sub_res?;
-    let cpu_us = ps.cpu.elapsed(ctx.pid)?;
-    let secs = ss.last.unwrap_or(ps.start).saturating_duration_since(ps.start).as_secs_f64().max(1e-9);
+    let cpu = ps.cpu.elapsed(ctx.pid)?;
+    let secs = ss
+        .last
+        .unwrap_or(ps.start)
+        .saturating_duration_since(ps.start)
+        .as_secs_f64()
+        .max(1e-9);
     let missing = ps.sent - ss.unique.min(ps.sent);
     let mut r = BrokerResult::new(ctx.broker);
     r.metrics = vec![
-        Metric::new("delivered msg/s", ss.unique as f64 / secs, 0, Better::Higher),
-        Metric::new("broker CPU us/msg", cpu_us as f64 / ss.unique.max(1) as f64, 3, Better::Lower),
+        Metric::new(
+            "delivered msg/s",
+            ss.unique as f64 / secs,
+            0,
+            Better::Higher,
+        ),
+        Metric::new(
+            "broker CPU us/msg",
+            cpu.broker_us as f64 / ss.unique.max(1) as f64,
+            3,
+            Better::Lower,
+        ),
+        Metric::new(
+            "loadgen CPU us/msg",
+            cpu.bench_us as f64 / ss.unique.max(1) as f64,
+            3,
+            Better::Info,
+        ),
         Metric::new("sent", ps.sent as f64, 0, Better::Info),
         Metric::new("PUBACKed", ps.acked as f64, 0, Better::Info),
         Metric::new("delivered", ss.unique as f64, 0, Better::Info),
@@ -233,13 +273,19 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
         problems.push(format!("{} publish(es) never PUBACKed", ps.sent - ps.acked));
     }
     if ps.unexpected_acks > 0 {
-        problems.push(format!("{} PUBACK(s) for unknown packet ids", ps.unexpected_acks));
+        problems.push(format!(
+            "{} PUBACK(s) for unknown packet ids",
+            ps.unexpected_acks
+        ));
     }
     if ss.not_qos1 > 0 {
         problems.push(format!("{} deliveries downgraded below QoS 1", ss.not_qos1));
     }
     if ps.timed_out {
-        r.notes.push(format!("publishing hit --max-secs after {} of {n}", ps.sent));
+        r.notes.push(format!(
+            "publishing hit --max-secs after {} of {n}",
+            ps.sent
+        ));
     }
     if ss.closed {
         problems.push("broker closed the subscriber connection".into());
