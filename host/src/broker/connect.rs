@@ -83,7 +83,19 @@ pub(super) async fn accept(
                 .await;
                 return Err(error.into());
             }
-            Err(error) => return Err(error.into()),
+            Err(error) => {
+                // MQTT 5 lets the server say why a CONNECT was refused;
+                // 3.x closes without a CONNACK.
+                if decoder.version() == Some(ProtocolVersion::V5) {
+                    let connack = ConnAck {
+                        code: error.reason_code(),
+                        ..ConnAck::default()
+                    };
+                    write_and_close(&mut stream, &Packet::ConnAck(connack), ProtocolVersion::V5)
+                        .await;
+                }
+                return Err(error.into());
+            }
         }
     };
     let info = ClientInfo {
