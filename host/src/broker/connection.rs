@@ -2,8 +2,9 @@
 //!
 //! [`serve`] runs the handshake and CONNECT under the connect timeout, then
 //! [`Client::run`] drives the connection: one task, one loop that reads and
-//! decodes packets, writes queued deliveries, watches keep alive, takeover
-//! and shutdown. Whatever ends the connection, [`Client::finish`] says why
+//! decodes packets, writes queued deliveries, watches keep alive, and
+//! closes when its session is taken over or the broker shuts down (both
+//! arrive as a wake-up of the session, so the loop waits on nothing else). Whatever ends the connection, [`Client::finish`] says why
 //! (a DISCONNECT reason in MQTT 5), publishes the will when due and leaves
 //! the session as its expiry says.
 
@@ -23,12 +24,12 @@ use tokio::sync::OwnedMutexGuard;
 use tokio::time::Instant;
 use tracing::debug;
 
+use super::inbound::Handled;
 use super::outbound::Outbound;
 use super::{Broker, connect, will};
 use crate::auth::{ClientInfo, Decision};
 use crate::message::Message;
 use crate::session::Session;
-use crate::shutdown::Shutdown;
 
 /// Stop pulling deliveries into the write buffer above this many bytes.
 pub(super) const WRITE_HIGH_WATER: usize = 64 * 1024;
@@ -91,33 +92,34 @@ enum IoEvent {
 }
 
 /// Runs one accepted connection to its end.
-pub async fn serve(
-    incoming: Incoming,
-    listener: Arc<str>,
-    broker: Arc<Broker>,
-    shutdown: Shutdown,
-) {
+pub async fn serve(incoming: Incoming, listener: Arc<str>, broker: Arc<Broker>) {
+    // Boxed: the handshake futures (TLS, websocket, HTTP head, timer) are
+    // large and live only until CONNACK; inline they would size every
+    // connection's task for its whole life.
+    let Some(client) = Box::pin(admit(incoming, listener, &broker)).await else {
+        return;
+    };
+    client.run().await;
+}
+
+/// The handshake and CONNECT under the connect timeout; `None` when the
+/// connection ends there.
+async fn admit(incoming: Incoming, listener: Arc<str>, broker: &Arc<Broker>) -> Option<Client> {
     let remote = incoming.remote_addr();
     let timeout = Duration::from_secs(broker.limits.connect_timeout_secs);
-    let client = match tokio::time::timeout(
-        timeout,
-        connect::accept(incoming, listener.clone(), &broker),
-    )
-    .await
-    {
+    let accepting = connect::accept(incoming, listener.clone(), broker);
+    match tokio::time::timeout(timeout, accepting).await {
         Err(_) => {
             debug!(%listener, %remote, ?timeout, "no complete CONNECT in time; closed");
-            return;
+            None
         }
         Ok(Err(error)) => {
             broker.metrics.connections_refused.incr();
             debug!(%listener, %remote, %error, "connection refused");
-            return;
+            None
         }
-        Ok(Ok(None)) => return,
-        Ok(Ok(Some(client))) => client,
-    };
-    client.run(shutdown).await;
+        Ok(Ok(client)) => client,
+    }
 }
 
 /// A connected client: its socket, buffers, session and per-connection
@@ -185,19 +187,20 @@ impl Client {
         firehose_mqtt::encode(packet, self.version, &mut self.wbuf);
     }
 
+    /// The remembered decision for publishing to `topic`, if any.
+    pub fn cached_publish_decision(&self, topic: &str) -> Option<Decision> {
+        self.publish_decisions.get(topic).cloned()
+    }
+
     /// Asks the authorizer about a publish, remembering the answer per
     /// topic where the authorizer allows it.
-    pub async fn authorize_publish(&mut self, publish: &firehose_mqtt::Publish) -> Decision {
-        let cacheable = self.broker.authorizer.publish_decisions_cacheable();
-        if cacheable && let Some(decision) = self.publish_decisions.get(publish.topic.as_str()) {
-            return decision.clone();
-        }
+    pub async fn ask_publish(&mut self, publish: &firehose_mqtt::Publish) -> Decision {
         let decision = self
             .broker
             .authorizer
             .check_publish(&self.info, publish)
             .await;
-        if cacheable {
+        if self.broker.authorizer.publish_decisions_cacheable() {
             if self.publish_decisions.len() >= DECISION_CACHE {
                 self.publish_decisions.clear();
             }
@@ -208,12 +211,13 @@ impl Client {
     }
 
     /// Serves the connection until it ends, then cleans up.
-    pub(super) async fn run(mut self, mut shutdown: Shutdown) {
-        let ending = self.serve_loop(&mut shutdown).await;
-        self.finish(ending).await;
+    pub(super) async fn run(mut self) {
+        let ending = self.serve_loop().await;
+        // Boxed, like the handshake: only a closing connection needs it.
+        Box::pin(self.finish(ending)).await;
     }
 
-    async fn serve_loop(&mut self, shutdown: &mut Shutdown) -> Ending {
+    async fn serve_loop(&mut self) -> Ending {
         let session = self.session.clone();
         let keep_alive = self.keep_alive.map(|k| k + k / 2);
         let far = Duration::from_secs(86_400 * 365);
@@ -225,7 +229,11 @@ impl Client {
             loop {
                 match self.decoder.decode(&mut self.rbuf) {
                     Ok(Some(packet)) => {
-                        if let Some(ending) = self.handle(packet).await {
+                        let ending = match self.handle(packet) {
+                            Handled::Done(ending) => ending,
+                            waiting => self.handle_async(waiting).await,
+                        };
+                        if let Some(ending) = ending {
                             return ending;
                         }
                     }
@@ -240,15 +248,20 @@ impl Client {
                     }
                 }
             }
-            if session.lock().taken_over {
-                return Ending::TakenOver;
+            {
+                let state = session.lock();
+                if state.taken_over {
+                    return Ending::TakenOver;
+                }
+                if state.closing {
+                    return Ending::Shutdown;
+                }
             }
             self.fill_outbound();
             let read = self.wbuf.len() < READ_PAUSE_AT;
             let room = self.wbuf.len() < WRITE_HIGH_WATER;
             let event = tokio::select! {
                 biased;
-                () = shutdown.triggered() => return Ending::Shutdown,
                 event = poll_fn(|cx| poll_io(&mut self.stream, &mut self.rbuf, &self.wbuf, self.needs_flush, read, cx)) => event,
                 () = session.woken(), if room => continue,
                 () = &mut deadline, if keep_alive.is_some() => return Ending::KeepAliveTimeout,
@@ -366,4 +379,17 @@ fn poll_io(
         rbuf.reserve(READ_CHUNK);
     }
     tokio_util::io::poll_read_buf(Pin::new(stream), cx, rbuf).map_ok(IoEvent::Read)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_task_stays_small() {
+        // What every idle connection pays for its task, besides its session
+        // and socket: keep it well under a kilobyte or two.
+        let size = std::mem::size_of::<Client>();
+        assert!(size < 1024, "Client is {size} bytes");
+    }
 }

@@ -22,11 +22,32 @@ use crate::auth::Decision;
 use crate::message::Message;
 use crate::session::{Delivery, Stage, Subscription};
 
+/// What [`Client::handle`] did with a packet.
+pub(super) enum Handled {
+    /// Handled; `Some` ends the connection.
+    Done(Option<Ending>),
+    /// A SUBSCRIBE: each filter goes to the authorizer.
+    Subscribe(Subscribe),
+    /// A PUBLISH whose decision is not cached.
+    AskPublish(Publish),
+}
+
+/// Where a PUBLISH stands after its synchronous checks.
+enum PublishStep {
+    Done(Option<Ending>),
+    Ask(Publish),
+}
+
 impl Client {
-    /// Handles one packet; `Some` ends the connection.
-    pub(super) async fn handle(&mut self, packet: Packet) -> Option<Ending> {
-        match packet {
-            Packet::Publish(publish) => self.on_publish(publish).await,
+    /// Handles one packet as far as it can without waiting: what needs the
+    /// authorizer comes back as [`Handled::Subscribe`] or
+    /// [`Handled::AskPublish`] for [`Client::handle_async`].
+    pub(super) fn handle(&mut self, packet: Packet) -> Handled {
+        Handled::Done(match packet {
+            Packet::Publish(publish) => match self.on_publish(publish) {
+                PublishStep::Done(ending) => ending,
+                PublishStep::Ask(publish) => return Handled::AskPublish(publish),
+            },
             Packet::PubAck(ack) => {
                 let mut state = self.session.lock();
                 if state.inflight_mut(ack.packet_id).is_some_and(|f| {
@@ -76,7 +97,7 @@ impl Client {
                 self.send(&Packet::PubComp(self.response(rel.packet_id, code)));
                 None
             }
-            Packet::Subscribe(subscribe) => self.on_subscribe(subscribe).await,
+            Packet::Subscribe(subscribe) => return Handled::Subscribe(subscribe),
             Packet::Unsubscribe(unsubscribe) => {
                 self.on_unsubscribe(unsubscribe);
                 None
@@ -94,6 +115,17 @@ impl Client {
                 reason::PROTOCOL_ERROR,
                 format!("{} is not sent by clients", other.name()),
             )),
+        })
+    }
+
+    /// Finishes what [`Client::handle`] could not: the parts that wait for
+    /// the authorizer. Boxed, so that the connection's long-lived future
+    /// does not carry their state while idle.
+    pub(super) async fn handle_async(&mut self, handled: Handled) -> Option<Ending> {
+        match handled {
+            Handled::Done(ending) => ending,
+            Handled::Subscribe(subscribe) => Box::pin(self.on_subscribe(subscribe)).await,
+            Handled::AskPublish(publish) => Box::pin(self.on_publish_uncached(publish)).await,
         }
     }
 
@@ -106,23 +138,26 @@ impl Client {
         }
     }
 
-    async fn on_publish(&mut self, mut publish: Publish) -> Option<Ending> {
+    /// The synchronous part of a PUBLISH: topic alias, QoS 2 bookkeeping,
+    /// payload format, and the decision when it is cached. `Ask` when the
+    /// authorizer must be asked first.
+    fn on_publish(&mut self, mut publish: Publish) -> PublishStep {
         // Topic alias (MQTT 5): set it, or resolve an empty topic by it.
         if let Some(alias) = publish.properties.topic_alias.take() {
             if alias == 0 || alias > self.broker.limits.topic_alias_maximum {
-                return Some(Ending::Protocol(
+                return PublishStep::Done(Some(Ending::Protocol(
                     reason::TOPIC_ALIAS_INVALID,
                     format!("topic alias {alias} out of range"),
-                ));
+                )));
             }
             if publish.topic.is_empty() {
                 match self.aliases_in.get(&alias) {
                     Some(topic) => publish.topic = topic.clone(),
                     None => {
-                        return Some(Ending::Protocol(
+                        return PublishStep::Done(Some(Ending::Protocol(
                             reason::PROTOCOL_ERROR,
                             format!("topic alias {alias} was never set"),
-                        ));
+                        )));
                     }
                 }
             } else {
@@ -137,32 +172,51 @@ impl Client {
                 // A retransmission of a message we already have.
                 drop(state);
                 self.send(&Packet::PubRec(self.response(packet_id, reason::SUCCESS)));
-                return None;
+                return PublishStep::Done(None);
             }
             if state.incoming_qos2.len() >= usize::from(self.broker.limits.receive_maximum) {
-                return Some(Ending::Protocol(
+                return PublishStep::Done(Some(Ending::Protocol(
                     reason::RECEIVE_MAXIMUM_EXCEEDED,
                     "more unacknowledged QoS 2 publishes than Receive Maximum".into(),
-                ));
+                )));
             }
         }
 
-        let mut code = reason::SUCCESS;
         if publish.properties.payload_format_indicator == Some(1)
             && std::str::from_utf8(&publish.payload).is_err()
         {
-            code = reason::PAYLOAD_FORMAT_INVALID;
-        } else {
-            match self.authorize_publish(&publish).await {
-                Decision::Allow => self.route(&publish),
-                Decision::Deny(why) => {
-                    self.broker
-                        .note_refused_publish(&self.info, &publish.topic, &why);
-                    code = reason::NOT_AUTHORIZED;
-                }
-            }
+            return PublishStep::Done(self.acknowledge(&publish, reason::PAYLOAD_FORMAT_INVALID));
         }
+        match self.cached_publish_decision(&publish.topic) {
+            Some(decision) => PublishStep::Done(self.decided(publish, decision)),
+            None => PublishStep::Ask(publish),
+        }
+    }
 
+    /// A PUBLISH whose decision was not cached: ask, then carry on.
+    async fn on_publish_uncached(&mut self, publish: Publish) -> Option<Ending> {
+        let decision = self.ask_publish(&publish).await;
+        self.decided(publish, decision)
+    }
+
+    /// Routes or refuses a PUBLISH, then acknowledges it.
+    fn decided(&mut self, publish: Publish, decision: Decision) -> Option<Ending> {
+        let code = match decision {
+            Decision::Allow => {
+                self.route(&publish);
+                reason::SUCCESS
+            }
+            Decision::Deny(why) => {
+                self.broker
+                    .note_refused_publish(&self.info, &publish.topic, &why);
+                reason::NOT_AUTHORIZED
+            }
+        };
+        self.acknowledge(&publish, code)
+    }
+
+    /// The acknowledgement a PUBLISH gets, by QoS and outcome.
+    fn acknowledge(&mut self, publish: &Publish, code: u8) -> Option<Ending> {
         match (publish.qos, publish.packet_id) {
             (QoS::AtMostOnce, _) | (_, None) => {
                 if code == reason::PAYLOAD_FORMAT_INVALID && self.version.is_v5() {

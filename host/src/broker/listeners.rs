@@ -91,12 +91,7 @@ pub async fn accept_loop(listener: BoundListener, broker: Arc<Broker>, mut shutd
         match incoming {
             Ok(incoming) => {
                 broker.metrics.connections_accepted.incr();
-                tokio::spawn(connection::serve(
-                    incoming,
-                    name.clone(),
-                    broker.clone(),
-                    shutdown.clone(),
-                ));
+                tokio::spawn(connection::serve(incoming, name.clone(), broker.clone()));
             }
             Err(error) => {
                 // Out of file descriptors and the like: pause, keep serving.

@@ -167,6 +167,7 @@ impl Running {
     pub async fn stop(mut self) {
         info!("shutting down");
         self.trigger.trigger();
+        self.broker.sessions.close_all();
         let _ = tokio::time::timeout(Duration::from_secs(5), async {
             while self.tasks.join_next().await.is_some() {}
         })

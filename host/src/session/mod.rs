@@ -76,6 +76,8 @@ pub struct SessionState {
     /// Set when another connection takes the session over: the serving
     /// connection must close.
     pub taken_over: bool,
+    /// Set when the broker shuts down: the serving connection must close.
+    pub closing: bool,
     /// QoS 0 deliveries waiting to be written.
     pub qos0: VecDeque<Delivery>,
     /// QoS 1/2 deliveries waiting for room in the inflight window.
@@ -153,6 +155,7 @@ impl Session {
             state: Mutex::new(SessionState {
                 online: false,
                 taken_over: false,
+                closing: false,
                 qos0: VecDeque::new(),
                 queued: VecDeque::new(),
                 inflight: VecDeque::new(),

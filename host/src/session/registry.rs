@@ -99,6 +99,19 @@ impl SessionRegistry {
         }
     }
 
+    /// Tells every connection serving a session to close (broker shutdown).
+    pub fn close_all(&self) {
+        let sessions: Vec<Arc<Session>> = self.sessions.lock().values().cloned().collect();
+        for session in sessions {
+            let mut state = session.lock();
+            if state.online {
+                state.closing = true;
+                drop(state);
+                session.wake();
+            }
+        }
+    }
+
     /// Number of sessions, online and offline.
     pub fn len(&self) -> usize {
         self.sessions.lock().len()
