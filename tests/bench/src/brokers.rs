@@ -162,13 +162,24 @@ impl Binaries {
             BrokerKind::Mosquitto => Command::new(bin).arg("-h").output(),
             BrokerKind::Rumqttd => Command::new(bin).arg("--version").output(),
             BrokerKind::Firehose => {
+                let version = Command::new(bin)
+                    .arg("--version")
+                    .output()
+                    .ok()
+                    .and_then(|o| {
+                        String::from_utf8_lossy(&o.stdout)
+                            .lines()
+                            .next()
+                            .map(str::to_owned)
+                    })
+                    .unwrap_or_else(|| "firehose".into());
                 let built = std::fs::metadata(bin)
                     .and_then(|m| m.modified())
                     .ok()
                     .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map(|d| format!(", binary modified {}", crate::report::utc_time(d.as_secs())))
+                    .map(|d| format!(", built {}", crate::report::utc_time(d.as_secs())))
                     .unwrap_or_default();
-                return format!("firehose (workspace build {}{built})", bin.display());
+                return format!("{version} ({}{built})", bin.display());
             }
         };
         out.ok()

@@ -36,10 +36,10 @@ struct Cli {
     scenarios: String,
     /// Deliveries per QoS 0 throughput scenario (fan-out publishes
     /// messages/subscribers; each fan-in publisher sends messages/publishers).
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 2_000_000)]
     messages: u64,
     /// QoS 1 messages in the 1 -> 1 scenario.
-    #[arg(long, default_value_t = 200_000)]
+    #[arg(long, default_value_t = 300_000)]
     qos1_messages: u64,
     /// Subscribers in the fan-out and latency scenarios.
     #[arg(long, default_value_t = 100)]
@@ -121,19 +121,30 @@ impl Drop for WorkDir {
     }
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_current_thread()
+    let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?;
-    rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = run(cli) => r,
-            _ = tokio::signal::ctrl_c() => bail!("interrupted; brokers stopped"),
-            _ = term.recv() => bail!("terminated; brokers stopped"),
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| {
+            rt.block_on(async {
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+                tokio::select! {
+                    r = run(cli) => r,
+                    _ = tokio::signal::ctrl_c() => bail!("interrupted; brokers stopped"),
+                    _ = term.recv() => bail!("terminated; brokers stopped"),
+                }
+            })
+        });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("firehose-bench: {e:#}");
+            std::process::ExitCode::FAILURE
         }
-    })
+    }
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -184,8 +195,9 @@ async fn run(cli: Cli) -> Result<()> {
         max_connections: cli.connections + 1_000,
     };
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let workspace = workspace.canonicalize().unwrap_or(workspace);
     let rumqttd_default = cli.rumqttd_bin.is_none();
-    let bins = Binaries {
+    let mut bins = Binaries {
         firehose: cli
             .firehose_bin
             .clone()
@@ -205,6 +217,14 @@ async fn run(cli: Cli) -> Result<()> {
         keep: cli.keep_logs,
     };
     std::fs::create_dir_all(&work.path)?;
+    let versions: Vec<String> = brokers.iter().map(|&b| bins.version(b)).collect();
+    if brokers.contains(&BrokerKind::Firehose) {
+        // Run a private copy: the workspace binary may be rebuilt mid-run.
+        let copy = work.path.join("firehose");
+        std::fs::copy(&bins.firehose, &copy)
+            .with_context(|| format!("copying {}", bins.firehose.display()))?;
+        bins.firehose = copy;
+    }
     let started = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
     eprintln!("firehose-bench: {command_line}");
@@ -237,7 +257,7 @@ async fn run(cli: Cli) -> Result<()> {
         &cli,
         &command_line,
         &brokers,
-        &bins,
+        &versions,
         &limits,
         &results,
         started,
@@ -269,11 +289,28 @@ async fn run_one(
         params: params.clone(),
         tag: format!("{}{run_no}", scenario.name()),
     };
+    let load_before = load_average();
     let r = scenarios::run(scenario, &ctx).await;
     // A broker that died mid-run is the headline, whatever the clients saw.
     broker.check_alive()?;
     broker.stop();
-    r
+    let mut r = r?;
+    // How busy the shared machine was when this run started.
+    r.metrics.push(report::Metric::new(
+        "load avg (1 min)",
+        load_before,
+        2,
+        report::Better::Info,
+    ));
+    Ok(r)
+}
+
+/// The 1-minute load average of the machine.
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|l| l.parse().ok()))
+        .unwrap_or(f64::NAN)
 }
 
 fn machine() -> String {
@@ -307,7 +344,7 @@ fn render(
     cli: &Cli,
     command_line: &str,
     brokers: &[BrokerKind],
-    bins: &Binaries,
+    versions: &[String],
     limits: &Limits,
     results: &[ScenarioResult],
     started: u64,
@@ -333,8 +370,8 @@ fn render(
         out,
         "- Brokers (each scenario on a freshly started broker, one at a time, 127.0.0.1 only):"
     );
-    for &b in brokers {
-        let _ = writeln!(out, "  - {}", bins.version(b));
+    for v in versions {
+        let _ = writeln!(out, "  - {v}");
     }
     let _ = writeln!(out, "- Limits given to each broker:");
     for (b, text) in limits.describe() {

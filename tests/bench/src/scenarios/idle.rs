@@ -14,6 +14,9 @@ use crate::client::{self, Conn, Packet, SMALL_READ_BUF};
 use crate::procfs::rss_bytes;
 use crate::report::{Better, BrokerResult, Metric, Status};
 
+/// Connection attempts in flight at once.
+const CONNECT_CONCURRENCY: usize = 50;
+
 /// Connections per local source address (127.0.0.x) before moving to the next.
 const PER_SOURCE: usize = 20_000;
 
@@ -44,7 +47,7 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
         let mut failures = 0usize;
         let mut first_error = None;
         while next < n || !set.is_empty() {
-            while next < n && set.len() < 200 {
+            while next < n && set.len() < CONNECT_CONCURRENCY {
                 let local = (n > PER_SOURCE).then(|| {
                     SocketAddr::from((Ipv4Addr::new(127, 0, 0, 2 + (next / PER_SOURCE) as u8), 0))
                 });
@@ -119,7 +122,7 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
                 "connects/s",
                 connected as f64 / connect_secs.max(1e-9),
                 0,
-                Better::Higher,
+                Better::Info,
             ),
         ];
         if failures > 0 {

@@ -141,6 +141,12 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
             Better::Lower,
         ),
         Metric::new(
+            "loadgen CPU us/msg",
+            cpu.bench_us as f64 / delivered.max(1) as f64,
+            3,
+            Better::Info,
+        ),
+        Metric::new(
             "delivered %",
             100.0 * delivered as f64 / expected.max(1) as f64,
             2,
