@@ -39,6 +39,8 @@ const READ_PAUSE_AT: usize = 4 * WRITE_HIGH_WATER;
 const READ_CHUNK: usize = 8 * 1024;
 /// How long the final DISCONNECT and pending bytes may take to write.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// After a read that carried this many packets, let other tasks run.
+const YIELD_AFTER_PACKETS: usize = 2;
 /// Publish decisions remembered per connection.
 const DECISION_CACHE: usize = 1024;
 
@@ -226,9 +228,11 @@ impl Client {
         loop {
             // Packets already buffered (pipelined after CONNECT, or several
             // in one read) are handled before waiting for more.
+            let mut handled = 0usize;
             loop {
                 match self.decoder.decode(&mut self.rbuf) {
                     Ok(Some(packet)) => {
+                        handled += 1;
                         let ending = match self.handle(packet) {
                             Handled::Done(ending) => ending,
                             waiting => self.handle_async(waiting).await,
@@ -247,6 +251,14 @@ impl Client {
                         return Ending::Protocol(error.reason_code(), error.to_string());
                     }
                 }
+            }
+            if handled >= YIELD_AFTER_PACKETS {
+                // A publisher flooding us would otherwise keep its worker
+                // thread for a whole scheduling budget (many reads), filling
+                // subscriber queues faster than their tasks get to run and
+                // drain them. Yielding after each busy read lets the woken
+                // subscribers write in between.
+                tokio::task::yield_now().await;
             }
             {
                 let state = session.lock();
