@@ -35,6 +35,7 @@ pub struct ConfigAuthorizer {
     /// Verified against for unknown users, so that a wrong name costs the
     /// same time as a wrong password.
     decoy_hash: String,
+    verifier: super::Verifier,
 }
 
 impl ConfigAuthorizer {
@@ -67,6 +68,7 @@ impl ConfigAuthorizer {
             },
             users,
             decoy_hash,
+            verifier: super::Verifier::start(),
         }
     }
 
@@ -98,10 +100,7 @@ impl Authorizer for ConfigAuthorizer {
                 None => self.decoy_hash.clone(),
             };
             let password = password.unwrap_or_default().to_vec();
-            let verified =
-                tokio::task::spawn_blocking(move || super::verify_password(&hash, &password))
-                    .await
-                    .unwrap_or(false);
+            let verified = self.verifier.verify(hash, password).await;
             match user {
                 Some(_) if verified => ConnectDecision::Allow,
                 _ => ConnectDecision::BadCredentials,

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use firehose_mqtt::{ProtocolVersion, Publish};
 
 pub use builtin::ConfigAuthorizer;
-pub use password::{hash_password, verify_password};
+pub use password::{Verifier, hash_password, verify_password};
 
 /// A boxed future, as trait objects return them.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

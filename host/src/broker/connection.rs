@@ -19,7 +19,7 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use firehose_mqtt::{Decoder, Disconnect, Packet, ProtocolVersion, reason};
 use firehose_transport::{Incoming, MqttStream};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::OwnedMutexGuard;
 use tokio::time::Instant;
 use tracing::debug;
@@ -309,9 +309,19 @@ impl Client {
                 ..Disconnect::default()
             }));
         }
+        let server_closes = ending.server_reason().is_some();
         let _ = tokio::time::timeout(CLOSE_GRACE, async {
             self.stream.write_all(&self.wbuf).await?;
-            self.stream.shutdown().await
+            self.stream.shutdown().await?;
+            if server_closes {
+                // Read and discard what the client still sends until it
+                // closes too: closing with unread input would make the
+                // kernel answer with a reset, which can destroy our
+                // DISCONNECT before the client reads it.
+                let mut sink = [0u8; 1024];
+                while self.stream.read(&mut sink).await? > 0 {}
+            }
+            Ok::<(), io::Error>(())
         })
         .await;
         match &ending {

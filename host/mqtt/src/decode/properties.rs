@@ -313,7 +313,9 @@ pub(crate) fn read(
                 p.receive_maximum = Some(nonzero_u16(r.u16()?, "receive maximum 0")?);
             }
             TOPIC_ALIAS_MAXIMUM => p.topic_alias_maximum = Some(r.u16()?),
-            TOPIC_ALIAS => p.topic_alias = Some(nonzero_u16(r.u16()?, "topic alias 0")?),
+            // Alias 0 is refused by the broker with 0x94 (Topic Alias
+            // invalid), as for any alias beyond its maximum.
+            TOPIC_ALIAS => p.topic_alias = Some(r.u16()?),
             MAXIMUM_QOS => {
                 let v = r.u8()?;
                 flag(v, "maximum QoS is not 0 or 1")?;

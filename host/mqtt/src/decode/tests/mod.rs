@@ -224,7 +224,6 @@ fn refusals() -> Vec<(&'static str, Side, Vec<u8>, DecodeError)> {
         ("QoS 1 no packet id", Server(V4), pkt(0x32, &s(b"t")), m("field runs past the end of the packet")),
         ("v5 no property length", Server(V5), pkt(0x30, &s(b"t")), m("field runs past the end of the packet")),
         ("client PUBLISH with subscription id", Server(V5), pub5(&[0x0b, 1]), p("property not allowed in this packet")),
-        ("topic alias 0", Server(V5), pub5(&[0x23, 0, 0]), p("topic alias 0")),
         ("payload format 2", Server(V5), pub5(&[0x01, 2]), p("payload format indicator is not 0 or 1")),
         ("response topic wildcard", Server(V5), pub5(&cat(&[&[0x08], &s(b"a/+")])), p("response topic is not a valid topic name")),
         ("content type twice", Server(V5), pub5(&cat(&[&[0x03], &s(b"a"), &[0x03], &s(b"b")])), p("property included more than once")),
@@ -312,6 +311,16 @@ fn reason_codes_follow_the_variant() {
     assert_eq!(TooLarge { size: 10, max: 5 }.reason_code(), 0x95);
     assert_eq!(UnsupportedProtocolVersion(6).reason_code(), 0x84);
     assert_eq!(InvalidProtocolName.reason_code(), 0x84);
+}
+
+#[test]
+fn topic_alias_0_is_left_to_the_broker() {
+    // The broker answers it with DISCONNECT 0x94 (Topic Alias invalid), as
+    // for an alias beyond its maximum; the codec must let it through.
+    let props = [0x23, 0, 0];
+    let bytes = pkt(0x30, &cat(&[&s(b"t"), &prop_len(&props), &props]));
+    let p = decode(server(ProtocolVersion::V5), &bytes);
+    assert!(matches!(p, Ok(Some(Packet::Publish(p))) if p.properties.topic_alias == Some(0)));
 }
 
 #[test]
