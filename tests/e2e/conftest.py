@@ -10,7 +10,6 @@ Tests that exercise firehose-only features carry the `firehose_only` marker.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -127,6 +126,7 @@ class Broker:
     operator: str = OPERATOR
     operator_password: str = OPERATOR_PASSWORD
     limits: dict = field(default_factory=dict)
+    cmd: list = field(default_factory=list)
 
     def port(self, transport: str) -> int:
         return {"tcp": self.mqtt_port, "tls": self.mqtts_port,
@@ -140,6 +140,33 @@ class Broker:
             return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
+
+    def start(self) -> None:
+        """(Re)start the broker process with the same config and data dir."""
+        env = dict(os.environ)
+        env.setdefault("RUST_LOG", "info")
+        env.setdefault("RUST_BACKTRACE", "1")
+        env.setdefault("NO_COLOR", "1")
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=log,
+                                     stderr=subprocess.STDOUT, env=env, cwd=str(self.tmp))
+        log.close()
+        deadline = time.monotonic() + 20
+        try:
+            for p in (self.mqtt_port, self.mqtts_port, self.ws_port, self.wss_port):
+                wait_port(p, deadline, self.proc)
+            while not self.ca.exists():
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{self.ca} was not generated")
+                time.sleep(0.05)
+        except Exception:
+            self.stop()
+            sys.stderr.write(f"--- broker log ({self.log_path}) ---\n{self.log_text()}\n")
+            raise
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -242,25 +269,8 @@ def start_broker(tmp: Path, hashes: dict[str, str], limits: dict | None = None) 
             pytest.fail(f"firehose binary not found at {binary}: run `cargo build --release -p "
                         "firehose` or set FIREHOSE_BIN")
         cmd = [str(binary), "serve", "--config", str(b.config)]
-    env = dict(os.environ)
-    env.setdefault("RUST_LOG", "info")
-    env.setdefault("RUST_BACKTRACE", "1")
-    log = open(b.log_path, "wb")
-    b.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                              env=env, cwd=str(tmp))
-    log.close()
-    deadline = time.monotonic() + 20
-    try:
-        for p in ports:
-            wait_port(p, deadline, b.proc)
-        while not b.ca.exists():
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{b.ca} was not generated")
-            time.sleep(0.05)
-    except Exception:
-        b.stop()
-        sys.stderr.write(f"--- broker log ({b.log_path}) ---\n{b.log_text()}\n")
-        raise
+    b.cmd = cmd
+    b.start()
     return b
 
 
@@ -282,14 +292,6 @@ def broker(request, tmp_path, password_hashes):
         sys.stderr.write(text[-20000:] + "\n")
     if crashed:
         pytest.fail(f"the broker died during the test (exit {b.proc.returncode})")
-
-
-@pytest.fixture
-def firehose_tmp(tmp_path):
-    """A tmp dir and the binary for tests that run `firehose` CLI commands themselves."""
-    if shutil.which(str(firehose_bin())) is None and not firehose_bin().exists():
-        pytest.fail(f"firehose binary not found at {firehose_bin()}")
-    return tmp_path
 
 
 @pytest.fixture

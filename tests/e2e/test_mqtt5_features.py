@@ -68,7 +68,7 @@ def test_v5_no_local_suppresses_own_messages_only(broker, clients):
     seen = []
     assert me.wait_for(base + "/theirs", others=seen).payload == b"theirs"
     seen += me.drain(QUIET)
-    assert [m.topic for m in seen if m.topic == base + "/mine"] == [], "no-local delivered own message"
+    assert [m.topic for m in me.history if m.topic == base + "/mine"] == [], "no-local delivered own message"
 
 
 def test_v5_retain_as_published_keeps_retain_flag(broker, clients):
@@ -110,8 +110,10 @@ def test_v5_retain_handling(broker, clients):
     # RH 1 on an existing subscription and RH 2 never get the retained message;
     # a live control message still arrives.
     for c in (rh1, rh2):
-        seen = prove_live_then_quiet(c, pub, base + "/control", lambda m: m.topic == base + "/r")
-        assert all(m.topic != base + "/r" for m in seen)
+        prove_live_then_quiet(c, pub, base + "/control", lambda m: False)
+    assert [m.topic for m in rh1.history].count(base + "/r") == 1, \
+        "RH 1: not sent again on an existing subscription"
+    assert [m.topic for m in rh2.history].count(base + "/r") == 0, "RH 2: never sent"
     pub.publish(base + "/r", b"", qos=1, retain=True)
 
 
@@ -169,7 +171,9 @@ def test_v5_retained_message_expires(broker, clients):
     late.subscribe(base + "/#", 1)
     m = late.wait_for(base + "/long")
     assert 0 < m.properties.MessageExpiryInterval <= 600, "remaining expiry is forwarded"
-    assert [x.topic for x in late.drain(QUIET)] == [], "expired retained message delivered"
+    late.drain(QUIET)
+    assert [x.topic for x in late.history if x.topic != base + "/long"] == [], \
+        "expired retained message delivered"
     pub.publish(base + "/long", b"", qos=1, retain=True)
 
 
@@ -190,7 +194,9 @@ def test_v5_message_expiry_drops_queued_offline_message(broker, clients):
     back.connect()
     assert back.session_present
     assert back.wait_for(base + "/long").payload == b"kept"
-    assert [m.topic for m in back.drain(QUIET)] == [], "expired queued message delivered"
+    back.drain(QUIET)
+    assert [m.topic for m in back.history if m.topic != base + "/long"] == [], \
+        "expired queued message delivered"
 
 
 def _offline_qos1(clients, base, version, transport="tcp"):
@@ -299,7 +305,7 @@ def test_v5_will_without_delay_is_sent_at_once_and_not_on_clean_disconnect(broke
     sub.wait_for(base + "/will", timeout=5, others=seen)
     assert time.monotonic() - t0 < 3
     seen += sub.drain(QUIET)
-    assert [m.topic for m in seen if "polite" in m.topic] == [], "will sent after a normal DISCONNECT"
+    assert [m.topic for m in sub.history if "polite" in m.topic] == [], "will sent after a normal DISCONNECT"
 
 
 def test_v5_will_delay_cancelled_by_reconnect(broker, clients):
@@ -351,7 +357,8 @@ def test_v5_maximum_packet_size_of_subscriber_is_respected(broker, clients):
     seen = []
     assert sub.wait_for(base + "/small", others=seen).payload == b"small"
     seen += sub.drain(0.5)
-    assert [m.topic for m in seen] == [], "a packet larger than the client's maximum was sent"
+    assert [m.topic for m in sub.history if m.topic != base + "/small"] == [], \
+        "a packet larger than the client's maximum was sent"
     assert sub.c.is_connected()
 
 
@@ -432,3 +439,167 @@ def test_v5_server_keep_alive_caps_client_keep_alive(broker):
     c.send(raw.pingreq())
     c.expect(raw.PINGRESP)
     c.close()
+
+
+@pytest.mark.firehose_only
+@pytest.mark.limits(max_queued_messages=10, max_inflight=5)
+@pytest.mark.parametrize("version", [V311, V5], ids=["v311", "v5"])
+def test_offline_queue_is_bounded(broker, clients, version):
+    """max_queued_messages bounds what waits for an offline session; the rest is dropped."""
+    base = uniq()
+    cid = f"bounded-{version}-{base[-6:]}"
+    kw = dict(client_id=cid, version=version)
+    if version == V5:
+        kw["connect_properties"] = props(PacketTypes.CONNECT, SessionExpiryInterval=300)
+    first = clients.new(clean=(version == V5), **kw)
+    first.connect()
+    first.subscribe(base + "/#", 1)
+    first.disconnect()
+    pub = clients.publisher()
+    for i in range(100):
+        pub.publish(base + "/q", f"{i:03d}".encode(), qos=1)
+    again = clients.new(clean=False, **kw)
+    again.connect()
+    assert again.session_present
+    again.drain(2.0)
+    n = len(again.history)
+    assert 1 <= n <= 15, f"{n} of 100 offline messages delivered; queue bound 10 (+5 inflight)"
+    # The session still works after the overflow.
+    pub.publish(base + "/live", b"live", qos=1)
+    assert again.wait_for(base + "/live").payload == b"live"
+
+
+@pytest.mark.parametrize("version", [4, 5], ids=["v311", "v5"])
+def test_qos2_duplicate_publish_is_delivered_exactly_once(broker, clients, version):
+    base = uniq()
+    sub = clients.anonymous()
+    sub.subscribe(base + "/#", 2)
+    c = raw.RawClient(broker.host, broker.mqtt_port)
+    assert c.mqtt_connect(version=version, client_id="q2dup-" + base[-6:], username=broker.user,
+                          password=broker.password.encode()) == 0
+    c.send(raw.publish(base + "/once", b"exactly-once", qos=2, packet_id=42, version=version))
+    c.expect(raw.PUBREC)
+    # Resent with DUP before PUBREL (as after a lost PUBREC): must not deliver twice.
+    c.send(raw.publish(base + "/once", b"exactly-once", qos=2, packet_id=42, version=version, dup=True))
+    c.expect(raw.PUBREC)
+    c.send(raw.pubrel(42))
+    c.expect(raw.PUBCOMP)
+    c.send(raw.disconnect(version))
+    c.close()
+    pub = clients.publisher()
+    prove_live_then_quiet(sub, pub, base + "/control", lambda m: False)
+    assert [m.topic for m in sub.history].count(base + "/once") == 1
+
+
+@pytest.mark.parametrize("version", [4, 5], ids=["v311", "v5"])
+def test_unacknowledged_qos1_is_redelivered_with_dup_after_reconnect(broker, clients, version):
+    base = uniq()
+    cid = "redeliver-" + base[-6:]
+    props5 = raw.prop_u32(raw.P_SESSION_EXPIRY, 300) if version == 5 else b""
+    s = raw.RawClient(broker.host, broker.mqtt_port)
+    assert s.mqtt_connect(version=version, client_id=cid, clean=(version == 5), properties=props5) == 0
+    assert s.mqtt_subscribe([(base + "/#", 1)], version=version) == [1]
+    pub = clients.publisher()
+    pub.publish(base + "/q", b"ack-me", qos=1)
+    flags, body = s.expect(raw.PUBLISH)
+    first = raw.parse_publish(flags, body, version)
+    assert first["payload"] == b"ack-me"
+    s.abort()  # never acknowledged
+    s2 = raw.RawClient(broker.host, broker.mqtt_port)
+    s2.send(raw.connect(version=version, client_id=cid, clean=False, properties=props5))
+    _, connack = s2.expect(raw.CONNACK)
+    assert connack[0] & 1, "session present"
+    flags, body = s2.expect(raw.PUBLISH)
+    again = raw.parse_publish(flags, body, version)
+    assert again["payload"] == b"ack-me"
+    assert flags & 0x08, "a redelivered PUBLISH carries DUP"
+    s2.send(raw.puback(again["packet_id"]))
+    s2.send(raw.disconnect(version))
+    s2.close()
+
+
+def test_v311_empty_client_id_without_clean_session_is_rejected(broker):
+    c = raw.RawClient(broker.host, broker.mqtt_port)
+    try:
+        assert c.mqtt_connect(version=4, client_id="", clean=False) == 2, "identifier rejected"
+    finally:
+        c.close()
+
+
+def test_v5_client_exceeding_receive_maximum_is_disconnected(broker, clients):
+    """receive_maximum = 32: a 33rd unacknowledged QoS 2 publish is a protocol violation (0x93)."""
+    base = uniq()
+    c = raw.RawClient(broker.host, broker.mqtt_port)
+    _ = clients
+    try:
+        c.send(raw.connect(version=5, client_id="rm-excess", username=broker.user,
+                           password=broker.password.encode()))
+        _, connack = c.expect(raw.CONNACK)
+        assert connack[1] == 0
+        for pid in range(1, 40):
+            if not c.try_send(raw.publish(base + "/q2", b"x", qos=2, packet_id=pid)):
+                break
+        packets, closed, _ = c.read_until_closed(5)
+        recs = [p for p in packets if p[0] == raw.PUBREC]
+        assert closed, f"still connected after 39 unreleased QoS 2 publishes ({len(recs)} PUBREC)"
+        reason = raw.disconnect_reason(packets)
+        assert reason in (None, 0x93), f"DISCONNECT reason {reason:#x}, expected 0x93"
+        assert len(recs) <= 32
+    finally:
+        c.close()
+
+
+def test_v5_publish_larger_than_server_maximum_is_refused_with_0x95(broker, clients):
+    base = uniq()
+    sub = clients.anonymous()
+    sub.subscribe(base + "/#", 1)
+    c = raw.RawClient(broker.host, broker.mqtt_port)
+    try:
+        assert c.mqtt_connect(version=5, client_id="too-big", username=broker.user,
+                              password=broker.password.encode()) == 0
+        c.try_send(raw.publish(base + "/big", b"B" * (1048576 + 100), qos=0))
+        packets, closed, _ = c.read_until_closed(10)
+        assert closed
+        reason = raw.disconnect_reason(packets)
+        assert reason in (None, 0x95), f"DISCONNECT reason {reason:#x}, expected 0x95"
+    finally:
+        c.close()
+    pub = clients.publisher()
+    prove_live_then_quiet(sub, pub, base + "/control", lambda m: m.topic == base + "/big")
+
+
+@pytest.mark.firehose_only
+@pytest.mark.limits(max_keep_alive=10)
+def test_v5_server_keep_alive_is_announced_when_client_asks_more(broker):
+    c = raw.RawClient(broker.host, broker.mqtt_port)
+    try:
+        c.send(raw.connect(version=5, client_id="ka-cap", keepalive=600))
+        _, body = c.expect(raw.CONNACK)
+        assert body[1] == 0
+        # Server Keep Alive (0x13) = 10
+        assert b"\x13\x00\x0a" in body[2:], f"CONNACK properties {body[2:]!r} lack Server Keep Alive 10"
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("version", [V311, V5], ids=["v311", "v5"])
+def test_unsubscribe_stops_delivery(broker, clients, version):
+    base = uniq()
+    sub = clients.anonymous(version=version)
+    sub.subscribe([(base + "/a", 1), (base + "/b", 1)])
+    sub.unsubscribe(base + "/a")
+    pub = clients.publisher()
+    pub.publish(base + "/a", b"after-unsubscribe", qos=1)
+    prove_live_then_quiet(sub, pub, base + "/b", lambda m: m.topic == base + "/a")
+
+
+@pytest.mark.parametrize("version", [V311, V5], ids=["v311", "v5"])
+def test_retained_message_is_delivered_at_the_subscription_qos(broker, clients, version):
+    base = uniq()
+    pub = clients.publisher()
+    pub.publish(base + "/r", b"r", qos=2, retain=True)
+    low = clients.anonymous(version=version)
+    low.subscribe(base + "/#", 1)
+    m = low.wait_for(base + "/r")
+    assert m.qos == 1 and m.retain
+    pub.publish(base + "/r", b"", qos=1, retain=True)
