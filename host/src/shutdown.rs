@@ -26,11 +26,6 @@ impl ShutdownTrigger {
 }
 
 impl Shutdown {
-    /// True once shutdown was triggered.
-    pub fn is_triggered(&self) -> bool {
-        *self.0.borrow()
-    }
-
     /// Resolves when shutdown is triggered (at once if it already was).
     pub async fn triggered(&mut self) {
         let _ = self.0.wait_for(|stop| *stop).await;

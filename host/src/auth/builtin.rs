@@ -13,10 +13,9 @@ use firehose_mqtt::topic::{covers, matches};
 use super::{Authorizer, BoxFuture, ClientInfo, ConnectDecision, Decision};
 use crate::config::Config;
 
-/// What one principal (anonymous, or a user) may do.
+/// The topic filters one principal (anonymous, or a user) may use.
 #[derive(Debug, Clone)]
 struct Grants {
-    connect: bool,
     subscribe: Vec<String>,
     publish: Vec<String>,
 }
@@ -30,6 +29,8 @@ struct User {
 /// Authorizer driven by `[anonymous]` and `[[user]]`.
 #[derive(Debug)]
 pub struct ConfigAuthorizer {
+    /// Whether clients without a user name may connect at all.
+    anonymous_connect: bool,
     anonymous: Grants,
     users: HashMap<String, Arc<User>>,
     /// Verified against for unknown users, so that a wrong name costs the
@@ -47,7 +48,6 @@ impl ConfigAuthorizer {
                 let user = User {
                     password_hash: u.password_hash.clone(),
                     grants: Grants {
-                        connect: true,
                         subscribe: u.subscribe.clone(),
                         publish: u.publish.clone(),
                     },
@@ -61,8 +61,8 @@ impl ConfigAuthorizer {
             .map(|u| u.password_hash.clone())
             .unwrap_or_default();
         ConfigAuthorizer {
+            anonymous_connect: config.anonymous.connect,
             anonymous: Grants {
-                connect: config.anonymous.connect,
                 subscribe: config.anonymous.subscribe.clone(),
                 publish: config.anonymous.publish.clone(),
             },
@@ -88,7 +88,7 @@ impl Authorizer for ConfigAuthorizer {
     ) -> BoxFuture<'a, ConnectDecision> {
         Box::pin(async move {
             let Some(name) = &client.username else {
-                return if self.anonymous.connect {
+                return if self.anonymous_connect {
                     ConnectDecision::Allow
                 } else {
                     ConnectDecision::NotAuthorized("anonymous clients may not connect".into())
@@ -134,5 +134,100 @@ impl Authorizer for ConfigAuthorizer {
             _ => Decision::Deny(format!("no publish grant matches {topic:?}")),
         };
         Box::pin(std::future::ready(decision))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use firehose_mqtt::{ProtocolVersion, PublishProperties, QoS};
+
+    fn client(username: Option<&str>) -> ClientInfo {
+        ClientInfo {
+            client_id: "c".into(),
+            username: username.map(Arc::from),
+            listener: "mqtt".into(),
+            remote_addr: "127.0.0.1:5".parse().unwrap(),
+            tls_identity: None,
+            protocol: ProtocolVersion::V5,
+        }
+    }
+
+    fn publish(topic: &str) -> Publish {
+        Publish {
+            dup: false,
+            qos: QoS::AtMostOnce,
+            retain: false,
+            topic: topic.into(),
+            packet_id: None,
+            properties: PublishProperties::default(),
+            payload: bytes::Bytes::new(),
+        }
+    }
+
+    fn authorizer() -> ConfigAuthorizer {
+        let hash = super::super::hash_password(b"pw").unwrap();
+        let config = Config::from_toml(
+            &format!(
+                "[[listener]]\nname = \"m\"\nkind = \"mqtt\"\naddress = \"127.0.0.1:1\"\n\
+                 [[user]]\nname = \"ansible\"\npassword_hash = \"{hash}\"\npublish = [\"ansible/#\"]\n"
+            ),
+            "test",
+        )
+        .unwrap();
+        ConfigAuthorizer::new(&config)
+    }
+
+    #[tokio::test]
+    async fn anonymous_clients_read_everything_but_dollar_topics_and_write_nothing() {
+        let auth = authorizer();
+        let anon = client(None);
+        assert_eq!(
+            auth.check_connect(&anon, None).await,
+            ConnectDecision::Allow
+        );
+        assert!(auth.check_subscribe(&anon, "#").await.is_allowed());
+        assert!(
+            auth.check_subscribe(&anon, "gerrit/+/comment-added")
+                .await
+                .is_allowed()
+        );
+        assert!(!auth.check_subscribe(&anon, "$SYS/#").await.is_allowed());
+        assert!(
+            !auth
+                .check_publish(&anon, &publish("gerrit/x"))
+                .await
+                .is_allowed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_user_publishes_only_under_its_grants_and_needs_its_password() {
+        let auth = authorizer();
+        let user = client(Some("ansible"));
+        assert_eq!(
+            auth.check_connect(&user, Some(b"pw")).await,
+            ConnectDecision::Allow
+        );
+        assert_eq!(
+            auth.check_connect(&user, Some(b"nope")).await,
+            ConnectDecision::BadCredentials
+        );
+        assert_eq!(
+            auth.check_connect(&client(Some("nobody")), Some(b"pw"))
+                .await,
+            ConnectDecision::BadCredentials
+        );
+        assert!(
+            auth.check_publish(&user, &publish("ansible/run/1"))
+                .await
+                .is_allowed()
+        );
+        assert!(
+            !auth
+                .check_publish(&user, &publish("gerrit/x"))
+                .await
+                .is_allowed()
+        );
     }
 }

@@ -139,7 +139,7 @@ enum Admit {
 /// sends CONNACK. A refusal carries the MQTT 5 reason code to answer with.
 async fn admit(
     broker: &Arc<Broker>,
-    connect: Box<Connect>,
+    mut connect: Box<Connect>,
     mut info: ClientInfo,
     mut stream: MqttStream,
     rbuf: BytesMut,
@@ -197,7 +197,7 @@ async fn admit(
         }
     }
 
-    let will = match connect.will.clone() {
+    let will = match connect.will.take() {
         None => None,
         Some(will) => {
             let publish = Publish {
