@@ -87,21 +87,34 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     runtime.block_on(async {
         let authorizer = Arc::new(ConfigAuthorizer::new(&config));
         let running = Running::start(&config, authorizer).await?;
-        wait_for_stop_signal().await?;
+        serve_until_stopped(&running).await?;
         running.stop().await;
         Ok(())
     })
 }
 
-async fn wait_for_stop_signal() -> anyhow::Result<()> {
+/// Reloads on SIGHUP; returns on SIGTERM or SIGINT.
+async fn serve_until_stopped(running: &Running) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    tokio::select! {
-        _ = term.recv() => info!("SIGTERM received"),
-        _ = int.recv() => info!("SIGINT received"),
+    let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => {
+                info!("SIGTERM received");
+                return Ok(());
+            }
+            _ = int.recv() => {
+                info!("SIGINT received");
+                return Ok(());
+            }
+            _ = hup.recv() => {
+                info!("SIGHUP received");
+                running.reload().await;
+            }
+        }
     }
-    Ok(())
 }
 
 fn hash_password_from_stdin() -> anyhow::Result<()> {

@@ -22,8 +22,11 @@ use crate::shutdown::Shutdown;
 pub type BoundListener = Arc<Listener>;
 
 /// Binds every listener of `config`, loading (or generating) the TLS
-/// certificate first if any listener needs it.
-pub async fn bind_all(config: &Config) -> anyhow::Result<Vec<BoundListener>> {
+/// certificate first if any listener needs it; returns the listeners and
+/// the TLS configuration they share (for reloads).
+pub async fn bind_all(
+    config: &Config,
+) -> anyhow::Result<(Vec<BoundListener>, Option<Arc<TlsConfigHandle>>)> {
     let tls = if config.listeners.iter().any(|l| l.kind.uses_tls()) {
         Some(Arc::new(load_tls(config)?))
     } else {
@@ -54,7 +57,7 @@ pub async fn bind_all(config: &Config) -> anyhow::Result<Vec<BoundListener>> {
         );
         bound.push(Arc::new(bound_listener));
     }
-    Ok(bound)
+    Ok((bound, tls))
 }
 
 fn load_tls(config: &Config) -> anyhow::Result<TlsConfigHandle> {

@@ -19,7 +19,8 @@ mod will;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::{debug, info};
+use firehose_transport::TlsConfigHandle;
+use tracing::{debug, info, warn};
 
 use crate::auth::{Authorizer, ClientInfo};
 use crate::config::{Config, Limits};
@@ -131,6 +132,8 @@ pub fn filter_key(filter: &str) -> Result<FilterKey<'_>, &'static str> {
 pub struct Running {
     pub broker: Arc<Broker>,
     pub listeners: Vec<BoundListener>,
+    /// The certificate the TLS listeners share, if any.
+    tls: Option<Arc<TlsConfigHandle>>,
     trigger: ShutdownTrigger,
     shutdown: Shutdown,
     tasks: tokio::task::JoinSet<()>,
@@ -144,7 +147,7 @@ impl Running {
     ) -> anyhow::Result<Running> {
         let broker = Arc::new(Broker::new(config.limits.clone(), authorizer));
         let (trigger, shutdown) = shutdown::channel();
-        let listeners = listeners::bind_all(config).await?;
+        let (listeners, tls) = listeners::bind_all(config).await?;
         let mut tasks = tokio::task::JoinSet::new();
         for listener in &listeners {
             tasks.spawn(listeners::accept_loop(
@@ -156,10 +159,28 @@ impl Running {
         Ok(Running {
             broker,
             listeners,
+            tls,
             trigger,
             shutdown,
             tasks,
         })
+    }
+
+    /// Re-reads what can change without a restart (SIGHUP): the TLS
+    /// certificate and key. New handshakes use the new ones; established
+    /// connections are untouched. On error the old ones stay in force.
+    pub async fn reload(&self) {
+        let Some(tls) = self.tls.clone() else {
+            info!("reload: nothing to reload");
+            return;
+        };
+        match tokio::task::spawn_blocking(move || tls.reload()).await {
+            Ok(Ok(())) => info!("reload: TLS certificate reloaded"),
+            Ok(Err(error)) => {
+                warn!(%error, "reload: TLS certificate not reloaded; the previous one stays in force")
+            }
+            Err(error) => warn!(%error, "reload: TLS reload task failed"),
+        }
     }
 
     /// Stops accepting, tells every connection to close, and waits a
