@@ -1,4 +1,5 @@
-//! The `firehose` command line: `serve`, `check-config`, `hash-password`.
+//! The `firehose` command line: `serve`, `check-config`, `hash-password`,
+//! `component check`.
 //!
 //! Errors end here: printed with their whole context chain (file, key,
 //! listener) and a non-zero exit code.
@@ -13,7 +14,9 @@ use clap::{Parser, Subcommand};
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 
-use crate::auth::{ConfigAuthorizer, hash_password};
+use firehose_wasm::{AclPolicy, ComponentCache, PolicySpec, WasmEngine};
+
+use crate::auth::{Authorizer, ConfigAuthorizer, PolicyAuthorizer, hash_password};
 use crate::broker::Running;
 use crate::config::Config;
 
@@ -41,6 +44,21 @@ enum Command {
     /// Read a password (one line on stdin) and print its argon2id hash for
     /// a `[[user]]` entry's `password_hash`.
     HashPassword,
+    /// Inspect WASM components.
+    Component {
+        #[command(subcommand)]
+        command: ComponentCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ComponentCommand {
+    /// Print the world a `.wasm` file implements and the imports it asks
+    /// for; exit non-zero if it is not a loadable Firehose component.
+    Check {
+        /// The `.wasm` file.
+        file: PathBuf,
+    },
 }
 
 /// Runs the command line; the process exit code.
@@ -52,6 +70,9 @@ pub fn main() -> ExitCode {
             .map(|_| println!("{}: ok", file.display()))
             .map_err(anyhow::Error::from),
         Command::HashPassword => hash_password_from_stdin(),
+        Command::Component {
+            command: ComponentCommand::Check { file },
+        } => check_component(&file),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -85,12 +106,59 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let authorizer = Arc::new(ConfigAuthorizer::new(&config));
+        let authorizer = authorizer(&config).await?;
         let running = Running::start(&config, authorizer).await?;
         serve_until_stopped(&running).await?;
         running.stop().await;
         Ok(())
     })
+}
+
+/// The built-in authorizer, or the `[acl]` policy component when configured
+/// (loaded, checked and compiled here: a bad policy stops the start).
+async fn authorizer(config: &Config) -> anyhow::Result<Arc<dyn Authorizer>> {
+    let passwords = Arc::new(ConfigAuthorizer::new(config));
+    let Some(acl) = &config.acl else {
+        return Ok(passwords);
+    };
+    let engine = WasmEngine::new()?;
+    let cache = ComponentCache::new(&config.data_dir());
+    let spec = PolicySpec {
+        name: "acl".into(),
+        path: acl.path.clone(),
+        config: acl.flattened(),
+        limits: acl.limits.clone(),
+        stdio: acl.stdio,
+    };
+    let policy = AclPolicy::load(&engine, &cache, spec)
+        .await
+        .context("config key [acl]")?;
+    info!(
+        component = policy.name(),
+        path = %acl.path.display(),
+        world = %policy.info().world,
+        cache = ?policy.cache_outcome(),
+        "ACL policy loaded; it decides every connect, subscribe and publish"
+    );
+    Ok(Arc::new(PolicyAuthorizer::new(policy, passwords)))
+}
+
+fn check_component(file: &std::path::Path) -> anyhow::Result<()> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let engine = WasmEngine::new()?;
+    let info = firehose_wasm::check_component(&engine, &bytes)
+        .with_context(|| format!("{} is not a loadable Firehose component", file.display()))?;
+    println!(
+        "{}: world {} (firehose:bus@{})",
+        file.display(),
+        info.world,
+        info.bus_version
+    );
+    println!("imports:");
+    for import in &info.imports {
+        println!("  {import}");
+    }
+    Ok(())
 }
 
 /// Reloads on SIGHUP; returns on SIGTERM or SIGINT.

@@ -39,6 +39,8 @@ def firehose_bin() -> Path:
 def pytest_configure(config):
     config.addinivalue_line("markers", "firehose_only: needs the firehose binary (skipped against mosquitto)")
     config.addinivalue_line("markers", "limits(**kw): extra [limits] keys for this test's broker config")
+    config.addinivalue_line("markers", "acl(component, config={}, limits={}): an [acl] policy "
+                            "component from target/wasm/ for this test's broker")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -126,6 +128,7 @@ class Broker:
     operator: str = OPERATOR
     operator_password: str = OPERATOR_PASSWORD
     limits: dict = field(default_factory=dict)
+    acl: dict | None = None
     cmd: list = field(default_factory=list)
 
     def port(self, transport: str) -> int:
@@ -201,7 +204,22 @@ def firehose_config(b: Broker, hashes: dict[str, str]) -> str:
               'publish = ["ansible/#"]', 'subscribe = ["#"]', ""]
     lines += ["[[user]]", f'name = "{OPERATOR}"', f"password_hash = {_toml_str(hashes[OPERATOR])}",
               "publish = [\"ansible/#\", \"$test/#\"]", "subscribe = [\"#\", \"$test/#\"]", ""]
+    if b.acl is not None:
+        wasm = wasm_component(b.acl["component"])
+        lines += ["[acl]", f"path = {_toml_str(str(wasm))}", "", "[acl.config]"]
+        lines += [f"{k} = {_toml_str(v)}" for k, v in b.acl.get("config", {}).items()]
+        lines += ["", "[acl.limits]"]
+        lines += [f"{k} = {v}" for k, v in b.acl.get("limits", {}).items()]
+        lines.append("")
     return "\n".join(lines)
+
+
+def wasm_component(name: str) -> Path:
+    """A component built by guests/build (tests/run runs it first)."""
+    path = REPO / "target" / "wasm" / f"{name}.wasm"
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run guests/build")
+    return path
 
 
 def _make_test_ca(tls_dir: Path) -> None:
@@ -250,14 +268,15 @@ def mosquitto_config(b: Broker) -> str:
     return "\n".join(lines) + "\n"
 
 
-def start_broker(tmp: Path, hashes: dict[str, str], limits: dict | None = None) -> Broker:
+def start_broker(tmp: Path, hashes: dict[str, str], limits: dict | None = None,
+                 acl: dict | None = None) -> Broker:
     ports = free_ports(4)
     data_dir = tmp / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     b = Broker(kind=BROKER_KIND, tmp=tmp, data_dir=data_dir, config=tmp / "broker.conf",
                log_path=tmp / "broker.log", mqtt_port=ports[0], mqtts_port=ports[1],
                ws_port=ports[2], wss_port=ports[3], ca=data_dir / "tls" / "ca.pem",
-               limits=dict(limits or {}))
+               limits=dict(limits or {}), acl=acl)
     if BROKER_KIND == "mosquitto":
         b.config.write_text(mosquitto_config(b))
         cmd = ["mosquitto", "-c", str(b.config)]
@@ -281,7 +300,11 @@ def broker(request, tmp_path, password_hashes):
     `@pytest.mark.limits(key=value)` adds [limits] keys to its config."""
     marker = request.node.get_closest_marker("limits")
     limits = dict(marker.kwargs) if marker else {}
-    b = start_broker(tmp_path, password_hashes, limits)
+    acl_marker = request.node.get_closest_marker("acl")
+    acl = None
+    if acl_marker:
+        acl = {"component": acl_marker.args[0], **acl_marker.kwargs}
+    b = start_broker(tmp_path, password_hashes, limits, acl)
     yield b
     crashed = not b.alive()
     b.stop()

@@ -72,6 +72,19 @@ impl ConfigAuthorizer {
         }
     }
 
+    /// True when `name` is a configured user and `password` its password.
+    /// An unknown name costs as much as a wrong password.
+    pub async fn verify_user(&self, name: &str, password: Option<&[u8]>) -> bool {
+        let user = self.users.get(name);
+        let hash = match user {
+            Some(user) => user.password_hash.clone(),
+            None => self.decoy_hash.clone(),
+        };
+        let password = password.unwrap_or_default().to_vec();
+        let verified = self.verifier.verify(hash, password).await;
+        user.is_some() && verified
+    }
+
     fn grants(&self, client: &ClientInfo) -> Option<&Grants> {
         match &client.username {
             None => Some(&self.anonymous),
@@ -94,16 +107,10 @@ impl Authorizer for ConfigAuthorizer {
                     ConnectDecision::NotAuthorized("anonymous clients may not connect".into())
                 };
             };
-            let user = self.users.get(&**name).cloned();
-            let hash = match &user {
-                Some(user) => user.password_hash.clone(),
-                None => self.decoy_hash.clone(),
-            };
-            let password = password.unwrap_or_default().to_vec();
-            let verified = self.verifier.verify(hash, password).await;
-            match user {
-                Some(_) if verified => ConnectDecision::Allow,
-                _ => ConnectDecision::BadCredentials,
+            if self.verify_user(name, password).await {
+                ConnectDecision::Allow
+            } else {
+                ConnectDecision::BadCredentials
             }
         })
     }

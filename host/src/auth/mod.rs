@@ -1,5 +1,6 @@
 //! Who may connect, subscribe and publish: one [`Authorizer`] interface that
-//! every decision goes through.
+//! every decision goes through: [`ConfigAuthorizer`] (grants from the
+//! config) or [`PolicyAuthorizer`] (an ACL policy component, `[acl]`).
 //!
 //! The broker asks the authorizer and never decides on its own, so the
 //! built-in, config-driven [`ConfigAuthorizer`] can be replaced by a WASM
@@ -10,6 +11,7 @@
 
 mod builtin;
 mod password;
+mod policy;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,6 +22,7 @@ use firehose_mqtt::{ProtocolVersion, Publish};
 
 pub use builtin::ConfigAuthorizer;
 pub use password::{Verifier, hash_password, verify_password};
+pub use policy::PolicyAuthorizer;
 
 /// A boxed future, as trait objects return them.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -50,6 +50,48 @@ pub struct Config {
     pub anonymous: AnonymousConfig,
     #[serde(default, rename = "user")]
     pub users: Vec<UserConfig>,
+    /// An ACL policy component that decides instead of the built-in grants.
+    pub acl: Option<AclConfig>,
+}
+
+/// `[acl]`: an ACL policy component (world `acl-policy`). Passwords of
+/// `[[user]]` entries are still verified by the broker; the policy then
+/// decides every connect, subscribe and publish, and a policy that fails or
+/// runs out of time denies.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AclConfig {
+    /// The `.wasm` file; a relative path is relative to the config file.
+    pub path: PathBuf,
+    /// The component's own settings, read with the WIT `config` import:
+    /// strings as they are, other scalars as TOML text, arrays and tables
+    /// as JSON.
+    #[serde(default)]
+    pub config: toml::Table,
+    #[serde(default)]
+    pub limits: firehose_wasm::Limits,
+    /// Where the component's stdout/stderr go: "log" or "discard".
+    #[serde(default)]
+    pub stdio: firehose_wasm::StdioMode,
+}
+
+impl AclConfig {
+    /// The component's settings flattened to strings for its `config` import.
+    pub fn flattened(&self) -> std::collections::BTreeMap<String, String> {
+        self.config
+            .iter()
+            .map(|(key, value)| {
+                let text = match value {
+                    toml::Value::String(s) => s.clone(),
+                    toml::Value::Array(_) | toml::Value::Table(_) => {
+                        serde_json::to_string(value).unwrap_or_default()
+                    }
+                    other => other.to_string(),
+                };
+                (key.clone(), text)
+            })
+            .collect()
+    }
 }
 
 /// What a listener speaks.
@@ -168,7 +210,14 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        Config::from_toml(&text, &path.display().to_string())
+        let mut config = Config::from_toml(&text, &path.display().to_string())?;
+        if let Some(acl) = &mut config.acl
+            && acl.path.is_relative()
+            && let Some(dir) = path.parent()
+        {
+            acl.path = dir.join(&acl.path);
+        }
+        Ok(config)
     }
 
     /// Parses and validates TOML text; `origin` names it in errors.
@@ -257,6 +306,11 @@ impl Config {
         }
         if limits.max_keep_alive == 0 {
             return Err(("limits.max_keep_alive".into(), "must be > 0".into()));
+        }
+        if let Some(acl) = &self.acl {
+            acl.limits
+                .validate()
+                .map_err(|message| ("acl".to_owned(), message))?;
         }
         check_filters("anonymous.subscribe", &self.anonymous.subscribe)?;
         check_filters("anonymous.publish", &self.anonymous.publish)?;
