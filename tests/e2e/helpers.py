@@ -377,14 +377,19 @@ class MosqSub:
                 pass
 
     def stop(self):
-        if self.p.poll() is None:
-            self.p.terminate()
-            try:
-                self.p.wait(5)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait(5)
+        stop_process(self.p)
         self.t.join(5)
+
+
+def stop_process(p: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL after 5 s: a child process of a test, by its PID."""
+    if p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
 
 
 def mosquitto_pub(args: list[str], timeout: float = 20) -> subprocess.CompletedProcess:

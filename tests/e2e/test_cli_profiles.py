@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, firehose_bin, wait_port
-from helpers import MosqSub, mosquitto_pub, uniq
+from helpers import MosqSub, mosquitto_pub, stop_process, uniq
 
 pytestmark = pytest.mark.firehose_only
 
@@ -75,13 +75,7 @@ class Served:
             raise
 
     def stop(self):
-        if self.p.poll() is None:
-            self.p.terminate()
-            try:
-                self.p.wait(5)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait(5)
+        stop_process(self.p)
 
     def log_text(self):
         return self.log.read_text(errors="replace")
