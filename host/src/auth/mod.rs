@@ -41,20 +41,11 @@ pub struct ClientInfo {
     pub protocol: ProtocolVersion,
 }
 
-/// The answer to a subscribe or publish check.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    Allow,
-    /// Refused, with a reason for logs (never sent to anonymous peers
-    /// beyond the reason code).
-    Deny(String),
-}
-
-impl Decision {
-    pub fn is_allowed(&self) -> bool {
-        matches!(self, Decision::Allow)
-    }
-}
+/// The answer to a subscribe or publish check: `Allow`, or `Deny` with a
+/// reason for logs (never sent to peers beyond the reason code). The same
+/// type an ACL policy component answers with, so a policy's decision passes
+/// through unchanged.
+pub use firehose_wasm::Decision;
 
 /// The answer to a connect check.
 #[derive(Debug, Clone, PartialEq, Eq)]

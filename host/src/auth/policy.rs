@@ -55,11 +55,10 @@ fn message(publish: &Publish) -> Message {
 fn decided(
     policy: &AclPolicy,
     what: &str,
-    answer: Result<firehose_wasm::Decision, firehose_wasm::PolicyError>,
+    answer: Result<Decision, firehose_wasm::PolicyError>,
 ) -> Decision {
     match answer {
-        Ok(firehose_wasm::Decision::Allow) => Decision::Allow,
-        Ok(firehose_wasm::Decision::Deny(reason)) => Decision::Deny(reason),
+        Ok(decision) => decision,
         Err(error) => {
             warn!(component = policy.name(), check = what, %error, "ACL policy failed; denied");
             Decision::Deny(format!("ACL policy {} failed", policy.name()))
