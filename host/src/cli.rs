@@ -7,16 +7,15 @@
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tracing::info;
+use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
-use firehose_wasm::{AclPolicy, ComponentCache, PolicySpec, WasmEngine};
+use firehose_wasm::WasmEngine;
 
-use crate::auth::{Authorizer, ConfigAuthorizer, PolicyAuthorizer, hash_password};
+use crate::auth::hash_password;
 use crate::broker::Running;
 use crate::config::Config;
 
@@ -49,6 +48,37 @@ enum Command {
         #[command(subcommand)]
         command: ComponentCommand,
     },
+    /// Work on policy components.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Run an ACL or transform policy against sample requests, without a
+    /// broker, and print what it decides. Requests are arguments or, with
+    /// none, lines on stdin:
+    ///   connect [user=NAME] [listener=NAME] [id=ID]
+    ///   subscribe FILTER [user=NAME]
+    ///   publish TOPIC [PAYLOAD] [user=NAME] [qos=0|1|2] [retain=true]
+    #[command(verbatim_doc_comment)]
+    Try {
+        /// The `.wasm` file.
+        file: PathBuf,
+        /// A config entry for the component, KEY=VALUE; VALUE is a TOML
+        /// value (`["email"]`, `{ ansible = ["ansible/#"] }`, `true`) or a
+        /// plain string. Repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        settings: Vec<String>,
+        /// Show the component's stdout and stderr (discarded by default,
+        /// as in the broker).
+        #[arg(long)]
+        stdio: bool,
+        /// Requests, one per argument (quote each).
+        requests: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -73,6 +103,15 @@ pub fn main() -> ExitCode {
         Command::Component {
             command: ComponentCommand::Check { file },
         } => check_component(&file),
+        Command::Policy {
+            command:
+                PolicyCommand::Try {
+                    file,
+                    settings,
+                    stdio,
+                    requests,
+                },
+        } => policy_try(&file, &settings, stdio, requests),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -106,41 +145,57 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let authorizer = authorizer(&config).await?;
-        let running = Running::start(&config, authorizer).await?;
-        serve_until_stopped(&running).await?;
+        let running = Running::start(&config).await?;
+        serve_until_stopped(&running, config_path.as_deref()).await?;
         running.stop().await;
         Ok(())
     })
 }
 
-/// The built-in authorizer, or the `[acl]` policy component when configured
-/// (loaded, checked and compiled here: a bad policy stops the start).
-async fn authorizer(config: &Config) -> anyhow::Result<Arc<dyn Authorizer>> {
-    let passwords = Arc::new(ConfigAuthorizer::new(config));
-    let Some(acl) = &config.acl else {
-        return Ok(passwords);
+fn policy_try(
+    file: &std::path::Path,
+    settings: &[String],
+    stdio: bool,
+    requests: Vec<String>,
+) -> anyhow::Result<()> {
+    use crate::policy::trial::{Request, TrialPolicy, config_from_settings};
+    use firehose_wasm::StdioMode;
+    let config = config_from_settings(settings)?;
+    let stdio = if stdio {
+        init_logging();
+        StdioMode::Log
+    } else {
+        StdioMode::Discard
     };
-    let engine = WasmEngine::new()?;
-    let cache = ComponentCache::new(&config.data_dir());
-    let spec = PolicySpec {
-        name: "acl".into(),
-        path: acl.path.clone(),
-        config: acl.flattened(),
-        limits: acl.limits.clone(),
-        stdio: acl.stdio,
+    let lines = if requests.is_empty() {
+        std::io::stdin()
+            .lock()
+            .lines()
+            .collect::<Result<Vec<_>, _>>()
+            .context("cannot read requests from stdin")?
+    } else {
+        requests
     };
-    let policy = AclPolicy::load(&engine, &cache, spec)
-        .await
-        .context("config key [acl]")?;
-    info!(
-        component = policy.name(),
-        path = %acl.path.display(),
-        world = %policy.info().world,
-        cache = ?policy.cache_outcome(),
-        "ACL policy loaded; it decides every connect, subscribe and publish"
-    );
-    Ok(Arc::new(PolicyAuthorizer::new(policy, passwords)))
+    let requests = lines
+        .iter()
+        .map(|line| line.trim())
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(Request::parse)
+        .collect::<Result<Vec<_>, _>>()?;
+    if requests.is_empty() {
+        anyhow::bail!("no requests: give them as arguments or on stdin (see --help)");
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let policy = TrialPolicy::load(file, config, stdio).await?;
+        for request in &requests {
+            println!("{}", policy.answer(request).await?);
+        }
+        Ok(())
+    })
 }
 
 fn check_component(file: &std::path::Path) -> anyhow::Result<()> {
@@ -161,8 +216,12 @@ fn check_component(file: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reloads on SIGHUP; returns on SIGTERM or SIGINT.
-async fn serve_until_stopped(running: &Running) -> anyhow::Result<()> {
+/// Reloads on SIGHUP (re-reading the config file, or the embedded
+/// default); returns on SIGTERM or SIGINT.
+async fn serve_until_stopped(
+    running: &Running,
+    config_path: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
@@ -179,7 +238,13 @@ async fn serve_until_stopped(running: &Running) -> anyhow::Result<()> {
             }
             _ = hup.recv() => {
                 info!("SIGHUP received");
-                running.reload().await;
+                match config_path.map_or_else(|| Ok(Config::default_embedded()), Config::load) {
+                    Ok(config) => running.reload(&config).await,
+                    Err(error) => warn!(
+                        error = format!("{error:#}"),
+                        "reload: config not reloaded; everything stays as it was"
+                    ),
+                }
             }
         }
     }

@@ -27,6 +27,7 @@ pub mod cli;
 pub mod config;
 pub mod message;
 pub mod metrics;
+pub mod policy;
 pub mod router;
 pub mod session;
 pub mod shutdown;

@@ -41,6 +41,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "limits(**kw): extra [limits] keys for this test's broker config")
     config.addinivalue_line("markers", "acl(component, config={}, limits={}): an [acl] policy "
                             "component from target/wasm/ for this test's broker")
+    config.addinivalue_line("markers", "transforms(*chains): [[transform]] chains, each a dict "
+                            "name, topics, on_error?, components=[{component, config?, limits?}]")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -129,6 +131,8 @@ class Broker:
     operator_password: str = OPERATOR_PASSWORD
     limits: dict = field(default_factory=dict)
     acl: dict | None = None
+    transforms: list = field(default_factory=list)
+    hashes: dict = field(default_factory=dict)
     cmd: list = field(default_factory=list)
 
     def port(self, transport: str) -> int:
@@ -166,6 +170,14 @@ class Broker:
             self.stop()
             sys.stderr.write(f"--- broker log ({self.log_path}) ---\n{self.log_text()}\n")
             raise
+
+    def rewrite_config(self) -> None:
+        """Writes the config again from `acl`, `transforms` and `limits` (then
+        SIGHUP applies it)."""
+        self.config.write_text(firehose_config(self, self.hashes))
+
+    def sighup(self) -> None:
+        self.proc.send_signal(signal.SIGHUP)
 
     def restart(self) -> None:
         self.stop()
@@ -211,6 +223,20 @@ def firehose_config(b: Broker, hashes: dict[str, str]) -> str:
         lines += ["", "[acl.limits]"]
         lines += [f"{k} = {v}" for k, v in b.acl.get("limits", {}).items()]
         lines.append("")
+    for chain in b.transforms:
+        lines += ["[[transform]]", f"name = {_toml_str(chain['name'])}",
+                  "topics = [" + ", ".join(_toml_str(t) for t in chain["topics"]) + "]"]
+        if "on_error" in chain:
+            lines.append(f"on_error = {_toml_str(chain['on_error'])}")
+        lines.append("")
+        for component in chain["components"]:
+            lines += ["[[transform.component]]",
+                      f"path = {_toml_str(str(wasm_component(component['component'])))}", "",
+                      "[transform.component.config]"]
+            lines += [f"{k} = {_toml_str(v)}" for k, v in component.get("config", {}).items()]
+            lines += ["", "[transform.component.limits]"]
+            lines += [f"{k} = {v}" for k, v in component.get("limits", {}).items()]
+            lines.append("")
     return "\n".join(lines)
 
 
@@ -269,14 +295,15 @@ def mosquitto_config(b: Broker) -> str:
 
 
 def start_broker(tmp: Path, hashes: dict[str, str], limits: dict | None = None,
-                 acl: dict | None = None) -> Broker:
+                 acl: dict | None = None, transforms: list | None = None) -> Broker:
     ports = free_ports(4)
     data_dir = tmp / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     b = Broker(kind=BROKER_KIND, tmp=tmp, data_dir=data_dir, config=tmp / "broker.conf",
                log_path=tmp / "broker.log", mqtt_port=ports[0], mqtts_port=ports[1],
                ws_port=ports[2], wss_port=ports[3], ca=data_dir / "tls" / "ca.pem",
-               limits=dict(limits or {}), acl=acl)
+               limits=dict(limits or {}), acl=acl, transforms=list(transforms or []),
+               hashes=hashes)
     if BROKER_KIND == "mosquitto":
         b.config.write_text(mosquitto_config(b))
         cmd = ["mosquitto", "-c", str(b.config)]
@@ -304,7 +331,9 @@ def broker(request, tmp_path, password_hashes):
     acl = None
     if acl_marker:
         acl = {"component": acl_marker.args[0], **acl_marker.kwargs}
-    b = start_broker(tmp_path, password_hashes, limits, acl)
+    transforms_marker = request.node.get_closest_marker("transforms")
+    transforms = list(transforms_marker.args) if transforms_marker else []
+    b = start_broker(tmp_path, password_hashes, limits, acl, transforms)
     yield b
     crashed = not b.alive()
     b.stop()

@@ -119,6 +119,9 @@ def test_serve_without_flags_uses_the_embedded_default(tmp_path):
         ca = tmp_path / "data" / "tls" / "ca.pem"
         assert ca.exists(), f"no generated CA under $FIREHOSE_DATA_DIR: {list((tmp_path / 'data').rglob('*'))}"
         assert str(ca) in s.log_text(), "the ca.pem path is logged"
+        log = s.log_text()
+        assert "ACL policy loaded" in log and "public-read.wasm" in log, \
+            "the embedded default's read-only rule is the public-read policy component"
         topic = uniq()
         sub = MosqSub(["-h", "localhost", "-p", "8883", "--cafile", str(ca), "-t", "#"])
         try:

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use firehose_mqtt::Publish;
 use firehose_mqtt::topic::{covers, matches};
 
-use super::{Authorizer, BoxFuture, ClientInfo, ConnectDecision, Decision};
+use super::{Authorizer, BoxFuture, ClientInfo, ConnectDecision, Decision, Verdict};
 use crate::config::Config;
 
 /// The topic filters one principal (anonymous, or a user) may use.
@@ -119,19 +119,19 @@ impl Authorizer for ConfigAuthorizer {
         &'a self,
         client: &'a ClientInfo,
         filter: &'a str,
-    ) -> BoxFuture<'a, Decision> {
+    ) -> BoxFuture<'a, Verdict> {
         let decision = match self.grants(client) {
             Some(grants) if grants.subscribe.iter().any(|g| covers(g, filter)) => Decision::Allow,
             _ => Decision::Deny(format!("no subscribe grant covers {filter:?}")),
         };
-        Box::pin(std::future::ready(decision))
+        Box::pin(std::future::ready(Verdict::lasting(decision)))
     }
 
     fn check_publish<'a>(
         &'a self,
         client: &'a ClientInfo,
         publish: &'a Publish,
-    ) -> BoxFuture<'a, Decision> {
+    ) -> BoxFuture<'a, Verdict> {
         let topic = publish.topic.as_str();
         let decision = match self.grants(client) {
             Some(grants) if grants.publish.iter().any(|g| matches(g, topic)) => Decision::Allow,
@@ -140,7 +140,7 @@ impl Authorizer for ConfigAuthorizer {
             }
             _ => Decision::Deny(format!("no publish grant matches {topic:?}")),
         };
-        Box::pin(std::future::ready(decision))
+        Box::pin(std::future::ready(Verdict::lasting(decision)))
     }
 }
 

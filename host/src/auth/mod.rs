@@ -6,8 +6,8 @@
 //! built-in, config-driven [`ConfigAuthorizer`] can be replaced by a WASM
 //! ACL policy without touching sessions or routing. The interface is async
 //! because a policy call (or password hashing) may take time; the broker
-//! caches publish decisions per topic where [`Authorizer::publish_decisions_cacheable`]
-//! allows it.
+//! remembers subscribe and publish decisions per connection (by filter, by
+//! topic) where the [`Verdict`] allows it.
 
 mod builtin;
 mod password;
@@ -72,7 +72,7 @@ pub trait Authorizer: Send + Sync + 'static {
         &'a self,
         client: &'a ClientInfo,
         filter: &'a str,
-    ) -> BoxFuture<'a, Decision>;
+    ) -> BoxFuture<'a, Verdict>;
 
     /// Called for each PUBLISH (topic alias already resolved) and for the
     /// will at connect time.
@@ -80,11 +80,38 @@ pub trait Authorizer: Send + Sync + 'static {
         &'a self,
         client: &'a ClientInfo,
         publish: &'a Publish,
-    ) -> BoxFuture<'a, Decision>;
+    ) -> BoxFuture<'a, Verdict>;
+}
 
-    /// True when a publish decision depends only on the client and the
-    /// topic, so the broker may remember it per (client, topic).
-    fn publish_decisions_cacheable(&self) -> bool {
-        true
+/// A subscribe or publish decision, and whether the broker may remember
+/// it for the rest of the connection (per filter, or per topic).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub decision: Decision,
+    /// The same question (same client, same filter or topic) would get the
+    /// same answer: it depends on nothing else, and it is not a denial
+    /// because the policy failed.
+    pub cacheable: bool,
+}
+
+impl Verdict {
+    /// A decision that may be remembered.
+    pub fn lasting(decision: Decision) -> Verdict {
+        Verdict {
+            decision,
+            cacheable: true,
+        }
+    }
+
+    pub fn is_allowed(&self) -> bool {
+        self.decision.is_allowed()
+    }
+
+    /// A decision that must be asked again next time.
+    pub fn once(decision: Decision) -> Verdict {
+        Verdict {
+            decision,
+            cacheable: false,
+        }
     }
 }

@@ -12,7 +12,9 @@ use firehose_mqtt::{Publish, QoS};
 use firehose_wasm::{AclPolicy, Client, Message, Qos};
 use tracing::warn;
 
-use super::{Authorizer, BoxFuture, ClientInfo, ConfigAuthorizer, ConnectDecision, Decision};
+use super::{
+    Authorizer, BoxFuture, ClientInfo, ConfigAuthorizer, ConnectDecision, Decision, Verdict,
+};
 
 /// Decisions by an ACL policy component, passwords by the config.
 pub struct PolicyAuthorizer {
@@ -51,17 +53,25 @@ fn message(publish: &Publish) -> Message {
     }
 }
 
-/// A policy's answer, or a denial when it failed.
+/// A policy's answer (remembered where its cache hints allow), or a
+/// denial when it failed (never remembered: the next call may succeed).
 fn decided(
     policy: &AclPolicy,
     what: &str,
     answer: Result<Decision, firehose_wasm::PolicyError>,
-) -> Decision {
+    cacheable: bool,
+) -> Verdict {
     match answer {
-        Ok(decision) => decision,
+        Ok(decision) => Verdict {
+            decision,
+            cacheable,
+        },
         Err(error) => {
             warn!(component = policy.name(), check = what, %error, "ACL policy failed; denied");
-            Decision::Deny(format!("ACL policy {} failed", policy.name()))
+            Verdict::once(Decision::Deny(format!(
+                "ACL policy {} failed",
+                policy.name()
+            )))
         }
     }
 }
@@ -79,7 +89,7 @@ impl Authorizer for PolicyAuthorizer {
                 return ConnectDecision::BadCredentials;
             }
             let answer = self.policy.check_connect(&client(info)).await;
-            match decided(&self.policy, "connect", answer) {
+            match decided(&self.policy, "connect", answer, false).decision {
                 Decision::Allow => ConnectDecision::Allow,
                 Decision::Deny(reason) => ConnectDecision::NotAuthorized(reason),
             }
@@ -90,10 +100,11 @@ impl Authorizer for PolicyAuthorizer {
         &'a self,
         info: &'a ClientInfo,
         filter: &'a str,
-    ) -> BoxFuture<'a, Decision> {
+    ) -> BoxFuture<'a, Verdict> {
         Box::pin(async move {
             let answer = self.policy.check_subscribe(&client(info), filter).await;
-            decided(&self.policy, "subscribe", answer)
+            let cacheable = self.policy.cache_hints().subscribe;
+            decided(&self.policy, "subscribe", answer, cacheable)
         })
     }
 
@@ -101,17 +112,14 @@ impl Authorizer for PolicyAuthorizer {
         &'a self,
         info: &'a ClientInfo,
         publish: &'a Publish,
-    ) -> BoxFuture<'a, Decision> {
+    ) -> BoxFuture<'a, Verdict> {
         Box::pin(async move {
             let answer = self
                 .policy
                 .check_publish(&client(info), &message(publish))
                 .await;
-            decided(&self.policy, "publish", answer)
+            let cacheable = self.policy.cache_hints().publish;
+            decided(&self.policy, "publish", answer, cacheable)
         })
-    }
-
-    fn publish_decisions_cacheable(&self) -> bool {
-        self.policy.cache_hints().publish
     }
 }

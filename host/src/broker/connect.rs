@@ -180,7 +180,7 @@ async fn admit(
     info.client_id = client_id.clone();
 
     match broker
-        .authorizer
+        .authorizer()
         .check_connect(&info, connect.password.as_deref())
         .await
     {
@@ -209,7 +209,7 @@ async fn admit(
                 properties: will.properties,
                 payload: will.payload,
             };
-            match broker.authorizer.check_publish(&info, &publish).await {
+            match broker.authorizer().check_publish(&info, &publish).await.decision {
                 Decision::Allow => {
                     let now = Instant::now();
                     let message = Message {

@@ -27,7 +27,7 @@ use tracing::debug;
 use super::inbound::Handled;
 use super::outbound::Outbound;
 use super::{Broker, connect, will};
-use crate::auth::{ClientInfo, Decision};
+use crate::auth::{ClientInfo, Decision, Verdict};
 use crate::message::Message;
 use crate::session::Session;
 
@@ -42,7 +42,6 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// After a read that carried this many packets, let other tasks run.
 const YIELD_AFTER_PACKETS: usize = 2;
 /// Publish decisions remembered per connection.
-const DECISION_CACHE: usize = 1024;
 
 /// Why a connection ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,7 +147,9 @@ pub(super) struct Client {
     /// Topic aliases the client set (MQTT 5).
     pub aliases_in: HashMap<u16, String>,
     pub outbound: Outbound,
-    publish_decisions: HashMap<Box<str>, Decision>,
+    /// Decisions remembered for this connection (where the authorizer's
+    /// verdict allows), valid while the policy set is the same.
+    decisions: DecisionCache,
 }
 
 impl Client {
@@ -180,7 +181,7 @@ impl Client {
             connect_expiry: 0,
             aliases_in: HashMap::new(),
             outbound,
-            publish_decisions: HashMap::new(),
+            decisions: DecisionCache::default(),
         }
     }
 
@@ -191,25 +192,39 @@ impl Client {
 
     /// The remembered decision for publishing to `topic`, if any.
     pub fn cached_publish_decision(&self, topic: &str) -> Option<Decision> {
-        self.publish_decisions.get(topic).cloned()
+        let generation = self.broker.policy_generation();
+        self.decisions.get(Kind::Publish, topic, generation)
     }
 
     /// Asks the authorizer about a publish, remembering the answer per
-    /// topic where the authorizer allows it.
+    /// topic where the verdict allows it.
     pub async fn ask_publish(&mut self, publish: &firehose_mqtt::Publish) -> Decision {
-        let decision = self
+        let generation = self.broker.policy_generation();
+        let verdict = self
             .broker
-            .authorizer
+            .authorizer()
             .check_publish(&self.info, publish)
             .await;
-        if self.broker.authorizer.publish_decisions_cacheable() {
-            if self.publish_decisions.len() >= DECISION_CACHE {
-                self.publish_decisions.clear();
-            }
-            self.publish_decisions
-                .insert(publish.topic.as_str().into(), decision.clone());
+        self.decisions
+            .remember(Kind::Publish, &publish.topic, generation, &verdict);
+        verdict.decision
+    }
+
+    /// Whether this client may subscribe to `filter`: the remembered
+    /// decision, else the authorizer's (remembered where it allows).
+    pub async fn ask_subscribe(&mut self, filter: &str) -> Decision {
+        let generation = self.broker.policy_generation();
+        if let Some(decision) = self.decisions.get(Kind::Subscribe, filter, generation) {
+            return decision;
         }
-        decision
+        let verdict = self
+            .broker
+            .authorizer()
+            .check_subscribe(&self.info, filter)
+            .await;
+        self.decisions
+            .remember(Kind::Subscribe, filter, generation, &verdict);
+        verdict.decision
     }
 
     /// Serves the connection until it ends, then cleans up.
@@ -413,5 +428,96 @@ mod tests {
         // and socket: keep it well under a kilobyte or two.
         let size = std::mem::size_of::<Client>();
         assert!(size < 1024, "Client is {size} bytes");
+    }
+}
+
+/// What a remembered decision was about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Publish,
+    Subscribe,
+}
+
+/// Decisions remembered per connection: publish by topic, subscribe by
+/// filter, each map at most [`DecisionCache::MAX`] entries (cleared when
+/// full), all forgotten when the policy set changes. Empty until the first
+/// cacheable verdict: an idle reader pays one pointer for it.
+#[derive(Default)]
+struct DecisionCache(Option<Box<Remembered>>);
+
+struct Remembered {
+    generation: u64,
+    publish: HashMap<Box<str>, Decision>,
+    subscribe: HashMap<Box<str>, Decision>,
+}
+
+impl DecisionCache {
+    const MAX: usize = 1024;
+
+    fn get(&self, kind: Kind, key: &str, generation: u64) -> Option<Decision> {
+        let remembered = self.0.as_deref()?;
+        if remembered.generation != generation {
+            return None;
+        }
+        remembered.map(kind).get(key).cloned()
+    }
+
+    fn remember(&mut self, kind: Kind, key: &str, generation: u64, verdict: &Verdict) {
+        if !verdict.cacheable {
+            return;
+        }
+        let remembered = self.0.get_or_insert_with(|| {
+            Box::new(Remembered {
+                generation,
+                publish: HashMap::new(),
+                subscribe: HashMap::new(),
+            })
+        });
+        if remembered.generation != generation {
+            remembered.generation = generation;
+            remembered.publish.clear();
+            remembered.subscribe.clear();
+        }
+        let map = match kind {
+            Kind::Publish => &mut remembered.publish,
+            Kind::Subscribe => &mut remembered.subscribe,
+        };
+        if map.len() >= Self::MAX {
+            map.clear();
+        }
+        map.insert(key.into(), verdict.decision.clone());
+    }
+}
+
+impl Remembered {
+    fn map(&self, kind: Kind) -> &HashMap<Box<str>, Decision> {
+        match kind {
+            Kind::Publish => &self.publish,
+            Kind::Subscribe => &self.subscribe,
+        }
+    }
+}
+
+#[cfg(test)]
+mod decision_cache_tests {
+    use super::*;
+
+    #[test]
+    fn remembers_cacheable_verdicts_for_one_generation() {
+        let mut cache = DecisionCache::default();
+        cache.remember(Kind::Publish, "a/b", 1, &Verdict::lasting(Decision::Allow));
+        cache.remember(
+            Kind::Publish,
+            "a/c",
+            1,
+            &Verdict::once(Decision::Deny("failed".into())),
+        );
+        assert_eq!(cache.get(Kind::Publish, "a/b", 1), Some(Decision::Allow));
+        assert_eq!(cache.get(Kind::Subscribe, "a/b", 1), None);
+        assert_eq!(cache.get(Kind::Publish, "a/c", 1), None, "a failed call is not remembered");
+        assert_eq!(cache.get(Kind::Publish, "a/b", 2), None, "a new policy set forgets");
+        cache.remember(Kind::Subscribe, "x/#", 2, &Verdict::lasting(Decision::Allow));
+        assert_eq!(cache.get(Kind::Publish, "a/b", 2), None);
+        assert_eq!(cache.get(Kind::Subscribe, "x/#", 2), Some(Decision::Allow));
     }
 }

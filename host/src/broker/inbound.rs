@@ -188,31 +188,40 @@ impl Client {
             return PublishStep::Done(self.acknowledge(&publish, reason::PAYLOAD_FORMAT_INVALID));
         }
         match self.cached_publish_decision(&publish.topic) {
-            Some(decision) => PublishStep::Done(self.decided(publish, decision)),
+            Some(Decision::Allow) if self.broker.transforms_apply(&publish.topic) => {
+                PublishStep::Ask(publish)
+            }
+            Some(Decision::Allow) => {
+                self.broker.publish(self.message(&publish));
+                PublishStep::Done(self.acknowledge(&publish, reason::SUCCESS))
+            }
+            Some(Decision::Deny(why)) => PublishStep::Done(self.refused(&publish, &why)),
             None => PublishStep::Ask(publish),
         }
     }
 
-    /// A PUBLISH whose decision was not cached: ask, then carry on.
+    /// A PUBLISH that needs to wait: for the authorizer (its decision is
+    /// not remembered) or for the transform chain of its topic. The
+    /// acknowledgement goes out once the message is routed.
     async fn on_publish_uncached(&mut self, publish: Publish) -> Option<Ending> {
-        let decision = self.ask_publish(&publish).await;
-        self.decided(publish, decision)
+        let decision = match self.cached_publish_decision(&publish.topic) {
+            Some(decision) => decision,
+            None => self.ask_publish(&publish).await,
+        };
+        match decision {
+            Decision::Allow => {
+                self.broker.ingest(self.message(&publish)).await;
+                self.acknowledge(&publish, reason::SUCCESS)
+            }
+            Decision::Deny(why) => self.refused(&publish, &why),
+        }
     }
 
-    /// Routes or refuses a PUBLISH, then acknowledges it.
-    fn decided(&mut self, publish: Publish, decision: Decision) -> Option<Ending> {
-        let code = match decision {
-            Decision::Allow => {
-                self.route(&publish);
-                reason::SUCCESS
-            }
-            Decision::Deny(why) => {
-                self.broker
-                    .note_refused_publish(&self.info, &publish.topic, &why);
-                reason::NOT_AUTHORIZED
-            }
-        };
-        self.acknowledge(&publish, code)
+    /// Counts and acknowledges a refused PUBLISH; nothing is routed.
+    fn refused(&mut self, publish: &Publish, why: &str) -> Option<Ending> {
+        self.broker
+            .note_refused_publish(&self.info, &publish.topic, why);
+        self.acknowledge(publish, reason::NOT_AUTHORIZED)
     }
 
     /// The acknowledgement a PUBLISH gets, by QoS and outcome.
@@ -238,8 +247,8 @@ impl Client {
         None
     }
 
-    /// Hands an authorized publish to the router.
-    fn route(&self, publish: &Publish) {
+    /// The routed message of an authorized PUBLISH.
+    fn message(&self, publish: &Publish) -> Arc<Message> {
         let now = Instant::now();
         let mut properties = publish.properties.clone();
         properties.topic_alias = None;
@@ -252,7 +261,7 @@ impl Client {
             properties,
             publisher: self.info.client_id.clone(),
         };
-        self.broker.publish(Arc::new(message));
+        Arc::new(message)
     }
 
     async fn on_subscribe(&mut self, subscribe: Subscribe) -> Option<Ending> {
@@ -274,11 +283,7 @@ impl Client {
                     "no local on a shared subscription".into(),
                 ));
             }
-            let decision = self
-                .broker
-                .authorizer
-                .check_subscribe(&self.info, key.filter)
-                .await;
+            let decision = self.ask_subscribe(key.filter).await;
             if let Decision::Deny(why) = decision {
                 self.broker.metrics.subscriptions_refused.incr();
                 tracing::debug!(client_id = %self.info.client_id, filter, why, "subscription refused");

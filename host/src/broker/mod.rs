@@ -22,10 +22,13 @@ use std::time::Duration;
 use firehose_transport::TlsConfigHandle;
 use tracing::{debug, info, warn};
 
+use arc_swap::ArcSwap;
+
 use crate::auth::{Authorizer, ClientInfo};
 use crate::config::{Config, Limits};
 use crate::message::Message;
 use crate::metrics::{Metrics, RateLimit};
+use crate::policy::{PolicyRuntime, PolicySet};
 use crate::router::{FilterKey, Router};
 use crate::session::{QueueLimits, Session, SessionRegistry};
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
@@ -37,7 +40,9 @@ pub struct Broker {
     pub limits: Limits,
     pub router: Router,
     pub sessions: SessionRegistry,
-    pub authorizer: Arc<dyn Authorizer>,
+    /// The authorizer and transform chains in force; swapped whole on
+    /// reload.
+    policies: ArcSwap<PolicySet>,
     pub metrics: Metrics,
     /// Rate limit for the debug line logged per refused publish.
     refusal_log: RateLimit,
@@ -52,12 +57,12 @@ impl std::fmt::Debug for Broker {
 }
 
 impl Broker {
-    pub fn new(limits: Limits, authorizer: Arc<dyn Authorizer>) -> Broker {
+    pub fn new(limits: Limits, policies: PolicySet) -> Broker {
         Broker {
             limits,
             router: Router::default(),
             sessions: SessionRegistry::default(),
-            authorizer,
+            policies: ArcSwap::from_pointee(policies),
             metrics: Metrics::default(),
             refusal_log: RateLimit::new(Duration::from_secs(1)),
         }
@@ -71,10 +76,64 @@ impl Broker {
         }
     }
 
-    /// Routes an accepted message to its subscribers.
-    pub fn publish(&self, message: Arc<Message>) {
+    /// The authorizer in force.
+    pub fn authorizer(&self) -> Arc<dyn Authorizer> {
+        self.policies.load().authorizer.clone()
+    }
+
+    /// The policy set in force (authorizer and transform chains).
+    pub fn policies(&self) -> Arc<PolicySet> {
+        self.policies.load_full()
+    }
+
+    /// The generation of the policy set in force: remembered decisions
+    /// from another generation are stale.
+    pub fn policy_generation(&self) -> u64 {
+        self.policies.load().generation
+    }
+
+    /// Puts `policies` in force for every decision and message from now on.
+    pub fn swap_policies(&self, policies: PolicySet) {
+        self.policies.store(Arc::new(policies));
+    }
+
+    /// Whether a message to `topic` goes through a transform chain.
+    pub fn transforms_apply(&self, topic: &str) -> bool {
+        self.policies.load().transforms.for_topic(topic).is_some()
+    }
+
+    /// Routes an accepted message to its subscribers, without transforms.
+    fn route(&self, message: Arc<Message>) {
         self.metrics.messages_received.incr();
         self.router.publish(message, &self.metrics);
+    }
+
+    /// Routes an accepted message, through the transform chain for its
+    /// topic if there is one. The caller does not wait: a message that
+    /// needs its chain is handed to a task of its own (wills).
+    pub fn publish(self: &Arc<Self>, message: Arc<Message>) {
+        if self.transforms_apply(&message.topic) {
+            let broker = self.clone();
+            tokio::spawn(async move { broker.ingest(message).await });
+        } else {
+            self.route(message);
+        }
+    }
+
+    /// Routes an accepted message after the transform chain for its topic
+    /// (if any) has decided what becomes of it. Awaits while a transform
+    /// runs; never waits for a slow subscriber (their queues apply their
+    /// own limits). Client publishes and sources' messages come this way.
+    pub async fn ingest(&self, message: Arc<Message>) {
+        let policies = self.policies.load_full();
+        let Some(chain) = policies.transforms.for_topic(&message.topic) else {
+            self.route(message);
+            return;
+        };
+        let max_payload = self.limits.max_packet_size as usize;
+        for message in chain.apply(message, max_payload).await {
+            self.route(message);
+        }
     }
 
     /// Counts a refused publish and logs it at debug level, at most once a
@@ -97,7 +156,7 @@ impl Broker {
 
     /// Ends a session for good: its subscriptions leave the router and a
     /// will still waiting for its delay is published now.
-    pub fn discard_session(&self, session: &Arc<Session>) {
+    pub fn discard_session(self: &Arc<Self>, session: &Arc<Session>) {
         let (filters, will) = {
             let mut state = session.lock();
             let filters: Vec<String> = state.subscriptions.drain().map(|(f, _)| f).collect();
@@ -134,18 +193,22 @@ pub struct Running {
     pub listeners: Vec<BoundListener>,
     /// The certificate the TLS listeners share, if any.
     tls: Option<Arc<TlsConfigHandle>>,
+    /// The WASM engine and compile cache every component of this broker
+    /// (policies, sources) is loaded with.
+    pub runtime: PolicyRuntime,
     trigger: ShutdownTrigger,
     shutdown: Shutdown,
     tasks: tokio::task::JoinSet<()>,
 }
 
 impl Running {
-    /// Binds every listener of `config` and starts serving.
-    pub async fn start(
-        config: &Config,
-        authorizer: Arc<dyn Authorizer>,
-    ) -> anyhow::Result<Running> {
-        let broker = Arc::new(Broker::new(config.limits.clone(), authorizer));
+    /// Loads the policies of `config`, binds every listener and starts
+    /// serving. A policy that cannot be loaded stops the start: the
+    /// broker never runs unprotected.
+    pub async fn start(config: &Config) -> anyhow::Result<Running> {
+        let runtime = PolicyRuntime::new(config)?;
+        let policies = PolicySet::load(config, &runtime).await?;
+        let broker = Arc::new(Broker::new(config.limits.clone(), policies));
         let (trigger, shutdown) = shutdown::channel();
         let (listeners, tls) = listeners::bind_all(config).await?;
         let mut tasks = tokio::task::JoinSet::new();
@@ -160,18 +223,44 @@ impl Running {
             broker,
             listeners,
             tls,
+            runtime,
             trigger,
             shutdown,
             tasks,
         })
     }
 
-    /// Re-reads what can change without a restart (SIGHUP): the TLS
-    /// certificate and key. New handshakes use the new ones; established
-    /// connections are untouched. On error the old ones stay in force.
-    pub async fn reload(&self) {
+    /// Applies what can change without a restart (SIGHUP), from `config`
+    /// as re-read by the caller: the TLS certificate and key (new
+    /// handshakes use them) and the policy set (every component loaded
+    /// and checked first, then swapped in whole). Established connections
+    /// are untouched. Whatever fails to load leaves the old one in force.
+    pub async fn reload(&self, config: &Config) {
+        self.reload_policies(config).await;
+        self.reload_tls().await;
+    }
+
+    async fn reload_policies(&self, config: &Config) {
+        match PolicySet::load(config, &self.runtime).await {
+            Ok(policies) => {
+                let chains = policies.transforms.iter().count();
+                let acl = config.acl.is_some();
+                self.broker.swap_policies(policies);
+                info!(
+                    acl_policy = acl,
+                    transform_chains = chains,
+                    "reload: policies reloaded"
+                );
+            }
+            Err(error) => warn!(
+                error = format!("{error:#}"),
+                "reload: policies not reloaded; the previous ones stay in force"
+            ),
+        }
+    }
+
+    async fn reload_tls(&self) {
         let Some(tls) = self.tls.clone() else {
-            info!("reload: nothing to reload");
             return;
         };
         match tokio::task::spawn_blocking(move || tls.reload()).await {

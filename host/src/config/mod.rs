@@ -10,6 +10,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod components;
+
+pub use components::{
+    AclConfig, ComponentConfig, OnError, TransformChainConfig, component_dir, flatten,
+};
+
 /// The embedded default configuration, as TOML text.
 pub const DEFAULT_TOML: &str = include_str!("default.toml");
 
@@ -52,46 +58,9 @@ pub struct Config {
     pub users: Vec<UserConfig>,
     /// An ACL policy component that decides instead of the built-in grants.
     pub acl: Option<AclConfig>,
-}
-
-/// `[acl]`: an ACL policy component (world `acl-policy`). Passwords of
-/// `[[user]]` entries are still verified by the broker; the policy then
-/// decides every connect, subscribe and publish, and a policy that fails or
-/// runs out of time denies.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AclConfig {
-    /// The `.wasm` file; a relative path is relative to the config file.
-    pub path: PathBuf,
-    /// The component's own settings, read with the WIT `config` import:
-    /// strings as they are, other scalars as TOML text, arrays and tables
-    /// as JSON.
-    #[serde(default)]
-    pub config: toml::Table,
-    #[serde(default)]
-    pub limits: firehose_wasm::Limits,
-    /// Where the component's stdout/stderr go: "log" or "discard".
-    #[serde(default)]
-    pub stdio: firehose_wasm::StdioMode,
-}
-
-impl AclConfig {
-    /// The component's settings flattened to strings for its `config` import.
-    pub fn flattened(&self) -> std::collections::BTreeMap<String, String> {
-        self.config
-            .iter()
-            .map(|(key, value)| {
-                let text = match value {
-                    toml::Value::String(s) => s.clone(),
-                    toml::Value::Array(_) | toml::Value::Table(_) => {
-                        serde_json::to_string(value).unwrap_or_default()
-                    }
-                    other => other.to_string(),
-                };
-                (key.clone(), text)
-            })
-            .collect()
-    }
+    /// Transform chains, by topic filter; the first that matches applies.
+    #[serde(default, rename = "transform")]
+    pub transforms: Vec<TransformChainConfig>,
 }
 
 /// What a listener speaks.
@@ -200,8 +169,10 @@ fn default_user_subscribe() -> Vec<String> {
 impl Config {
     /// The embedded default.
     pub fn default_embedded() -> Config {
-        Config::from_toml(DEFAULT_TOML, "(embedded default)")
-            .expect("the embedded default config is valid")
+        let mut config = Config::from_toml(DEFAULT_TOML, "(embedded default)")
+            .expect("the embedded default config is valid");
+        config.resolve_component_paths(&component_dir());
+        config
     }
 
     /// Reads and validates a config file.
@@ -211,13 +182,25 @@ impl Config {
             source,
         })?;
         let mut config = Config::from_toml(&text, &path.display().to_string())?;
-        if let Some(acl) = &mut config.acl
-            && acl.path.is_relative()
-            && let Some(dir) = path.parent()
-        {
-            acl.path = dir.join(&acl.path);
-        }
+        let dir = path.parent().unwrap_or(Path::new("."));
+        config.resolve_component_paths(dir);
         Ok(config)
+    }
+
+    /// Makes every relative component path absolute against `base`.
+    fn resolve_component_paths(&mut self, base: &Path) {
+        for component in self.components_mut() {
+            component.resolve(base);
+        }
+    }
+
+    /// Every policy component entry: `[acl]`, then each chain's components.
+    fn components_mut(&mut self) -> impl Iterator<Item = &mut ComponentConfig> {
+        self.acl.iter_mut().chain(
+            self.transforms
+                .iter_mut()
+                .flat_map(|chain| chain.components.iter_mut()),
+        )
     }
 
     /// Parses and validates TOML text; `origin` names it in errors.
@@ -312,6 +295,7 @@ impl Config {
                 .validate()
                 .map_err(|message| ("acl".to_owned(), message))?;
         }
+        self.validate_transforms()?;
         check_filters("anonymous.subscribe", &self.anonymous.subscribe)?;
         check_filters("anonymous.publish", &self.anonymous.publish)?;
         let mut users = HashSet::new();
@@ -331,6 +315,38 @@ impl Config {
             }
             check_filters(&key("publish"), &user.publish)?;
             check_filters(&key("subscribe"), &user.subscribe)?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    fn validate_transforms(&self) -> Result<(), (String, String)> {
+        let mut names = HashSet::new();
+        for (i, chain) in self.transforms.iter().enumerate() {
+            let key = |field: &str| format!("transform[{i}].{field}");
+            if chain.name.is_empty() {
+                return Err((key("name"), "must not be empty".into()));
+            }
+            if !names.insert(chain.name.as_str()) {
+                return Err((key("name"), format!("duplicate chain {:?}", chain.name)));
+            }
+            if chain.topics.is_empty() {
+                return Err((key("topics"), "at least one topic filter is needed".into()));
+            }
+            check_filters(&key("topics"), &chain.topics)?;
+            if chain.components.is_empty() {
+                return Err((
+                    key("component"),
+                    "at least one [[transform.component]] is needed".into(),
+                ));
+            }
+            for (j, component) in chain.components.iter().enumerate() {
+                component
+                    .limits
+                    .validate()
+                    .map_err(|message| (key(&format!("component[{j}]")), message))?;
+            }
         }
         Ok(())
     }

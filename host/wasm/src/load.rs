@@ -32,7 +32,7 @@ pub struct PolicySpec {
 }
 
 impl PolicySpec {
-    /// A spec with default limits, no config and stdio into the log.
+    /// A spec with default limits, no config and stdio discarded.
     pub fn new(name: impl Into<String>, path: impl Into<PathBuf>) -> Self {
         PolicySpec {
             name: name.into(),

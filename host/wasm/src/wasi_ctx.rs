@@ -9,9 +9,10 @@
 //! are the only things a policy gets from WASI.
 //!
 //! Stdout and stderr are not the host's: what a guest writes there (a
-//! panic message, a stray `println!`) becomes a `tracing` event with the
-//! component's name, one per line, truncated to [`MAX_LINE`] bytes, or is
-//! discarded ([`StdioMode::Discard`]).
+//! panic message, a stray `println!`) is discarded unless the operator
+//! grants `stdio = "log"` ([`StdioMode::Log`]); then it becomes a `tracing`
+//! event with the component's name, one per line, truncated to
+//! [`MAX_LINE`] bytes.
 //!
 //! This module must not grant anything; grants for sources (network,
 //! files) belong in their own modules, each parsed and checked at load.
@@ -32,12 +33,13 @@ pub const MAX_LINE: usize = 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StdioMode {
-    /// Into the host's log: stdout at INFO, stderr at WARN, with the
-    /// component's name.
+    /// Nowhere: the default, as `wit/log.wit` promises (a component
+    /// reports through the `log` import).
     #[default]
-    Log,
-    /// Nowhere.
     Discard,
+    /// Into the host's log: stdout at INFO, stderr at WARN, with the
+    /// component's name. Granted per component with `stdio = "log"`.
+    Log,
 }
 
 /// Builds the context for one instance of `component`.
