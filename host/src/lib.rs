@@ -16,6 +16,8 @@
 //! - [`message`]: the routed message.
 //! - [`metrics`]: counters of what was refused or dropped.
 //! - [`shutdown`]: the stop signal handed to every task.
+//! - [`viewer`]: the live event viewer, a small page the websocket
+//!   listeners serve at `/` that subscribes back over MQTT.js.
 //! - [`cli`]: the `firehose` command line.
 //!
 //! The wire format lives in the `firehose-mqtt` crate, the sockets (TCP,
@@ -31,3 +33,4 @@ pub mod policy;
 pub mod router;
 pub mod session;
 pub mod shutdown;
+pub mod viewer;

@@ -41,8 +41,6 @@ const READ_CHUNK: usize = 8 * 1024;
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// After a read that carried this many packets, let other tasks run.
 const YIELD_AFTER_PACKETS: usize = 2;
-/// Publish decisions remembered per connection.
-
 /// Why a connection ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Ending {

@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use firehose_transport::{
-    HttpHandler, Listener, ListenerKind as TransportKind, ListenerSpec, NotFound, TlsConfigHandle,
-    TlsSource,
+    HttpHandler, Listener, ListenerKind as TransportKind, ListenerSpec, TlsConfigHandle, TlsSource,
 };
 use tracing::{info, warn};
 
 use super::{Broker, connection};
 use crate::config::{Config, ListenerKind};
 use crate::shutdown::Shutdown;
+use crate::viewer::Viewer;
 
 /// A listener, bound and shared with its accept loop.
 pub type BoundListener = Arc<Listener>;
@@ -32,7 +32,7 @@ pub async fn bind_all(
     } else {
         None
     };
-    let http: Arc<dyn HttpHandler> = Arc::new(NotFound);
+    let http: Arc<dyn HttpHandler> = Arc::new(Viewer);
     let mut bound = Vec::with_capacity(config.listeners.len());
     for (i, listener) in config.listeners.iter().enumerate() {
         let spec = ListenerSpec {

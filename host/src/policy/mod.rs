@@ -69,7 +69,8 @@ impl PolicySet {
         let authorizer: Arc<dyn Authorizer> = match &config.acl {
             None => passwords,
             Some(acl) => {
-                let policy = AclPolicy::load(&runtime.engine, &runtime.cache, spec("acl", acl))
+                let spec = spec("acl", acl).context("config key [acl]")?;
+                let policy = AclPolicy::load(&runtime.engine, &runtime.cache, spec)
                     .await
                     .context("config key [acl]")?;
                 info!(
@@ -87,12 +88,11 @@ impl PolicySet {
             let mut steps = Vec::with_capacity(chain.components.len());
             for (j, component) in chain.components.iter().enumerate() {
                 let name = format!("{}[{j}]", chain.name);
-                let policy =
-                    TransformPolicy::load(&runtime.engine, &runtime.cache, spec(&name, component))
-                        .await
-                        .with_context(|| {
-                            format!("config key transform[{i}].component[{j}] ({})", chain.name)
-                        })?;
+                let key = || format!("config key transform[{i}].component[{j}] ({})", chain.name);
+                let spec = spec(&name, component).with_context(key)?;
+                let policy = TransformPolicy::load(&runtime.engine, &runtime.cache, spec)
+                    .await
+                    .with_context(key)?;
                 steps.push(policy);
             }
             info!(
@@ -117,13 +117,23 @@ impl PolicySet {
     }
 }
 
-/// The runtime's description of one configured component.
-fn spec(name: &str, component: &ComponentConfig) -> PolicySpec {
+/// The runtime's description of one configured component; an error if
+/// its file is missing, with the hint that matters for the bundled ones.
+fn spec(name: &str, component: &ComponentConfig) -> anyhow::Result<PolicySpec> {
+    if !component.path.exists() {
+        anyhow::bail!(
+            "component {name}: {} does not exist (the bundled components are built by \
+             `guests/build` into target/wasm; the embedded default config looks there, \
+             or in $FIREHOSE_WASM_DIR)",
+            component.path.display()
+        );
+    }
+    Ok(
     PolicySpec {
         name: name.into(),
         path: component.path.clone(),
         config: component.flattened(),
         limits: component.limits.clone(),
         stdio: component.stdio,
-    }
+    })
 }

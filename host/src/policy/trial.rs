@@ -22,7 +22,7 @@ use std::path::Path;
 
 use firehose_wasm::{
     AclPolicy, Client, ComponentCache, Decision, Limits, Message, Outcome, PolicySpec, Qos,
-    StdioMode, TransformPolicy, World, WasmEngine,
+    StdioMode, TransformPolicy, WasmEngine, World,
 };
 
 /// A loaded policy of either kind.
@@ -132,12 +132,18 @@ fn outcome(out: &mut String, answer: Result<Outcome, firehose_wasm::PolicyError>
             for m in messages {
                 let _ = write!(
                     out,
-                    "\n    {} qos={} retain={} {}",
+                    "\n    {} qos={} retain={}",
                     m.topic,
                     qos_number(m.qos),
-                    m.retain,
-                    String::from_utf8_lossy(&m.payload)
+                    m.retain
                 );
+                if let Some(content_type) = &m.content_type {
+                    let _ = write!(out, " content-type={content_type}");
+                }
+                for (name, value) in &m.user_properties {
+                    let _ = write!(out, " [{name}={value}]");
+                }
+                let _ = write!(out, " {}", String::from_utf8_lossy(&m.payload));
             }
         }
         Err(error) => {

@@ -15,7 +15,7 @@ pub enum LoadError {
         path: PathBuf,
         message: String,
     },
-    #[error("component {name} ({}): cannot read the file: {source}", path.display())]
+    #[error("component {name} ({}): cannot read the file", path.display())]
     Read {
         name: String,
         path: PathBuf,

@@ -1,0 +1,55 @@
+"""`firehose component check FILE.wasm`: the world a file implements and the
+imports it asks for, or a clear reason why it is not a loadable component
+(exit non-zero)."""
+
+import subprocess
+
+import pytest
+
+from conftest import firehose_bin, wasm_component
+
+pytestmark = pytest.mark.firehose_only
+
+
+def check(path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(firehose_bin()), "component", "check", str(path)],
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("name,world", [("public-read", "acl-policy"),
+                                        ("redact", "transform-policy")])
+def test_a_policy_reports_its_world_and_imports(name, world):
+    r = check(wasm_component(name))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].endswith(f": world {world} (firehose:bus@0.1.0)"), lines[0]
+    assert lines[1] == "imports:"
+    imports = {line.strip() for line in lines[2:]}
+    assert "firehose:bus/config@0.1.0" in imports
+    assert not any(i.startswith("wasi:sockets") for i in imports), "a policy asks for no network"
+
+
+@pytest.mark.parametrize("content,says", [
+    (b"hello\n", "not a WebAssembly file"),
+    (b"\0asm\x01\0\0\0", "a core WebAssembly module, not a component"),
+])
+def test_files_that_are_not_components_are_refused_with_the_reason(tmp_path, content, says):
+    path = tmp_path / "bad.wasm"
+    path.write_bytes(content)
+    r = check(path)
+    assert r.returncode != 0
+    assert str(path) in r.stderr and says in r.stderr, r.stderr
+
+
+def test_a_truncated_component_is_refused(tmp_path):
+    path = tmp_path / "truncated.wasm"
+    path.write_bytes(wasm_component("redact").read_bytes()[:100])
+    r = check(path)
+    assert r.returncode != 0
+    assert "not a valid component" in r.stderr, r.stderr
+
+
+def test_a_missing_file_is_named(tmp_path):
+    r = check(tmp_path / "nope.wasm")
+    assert r.returncode != 0
+    assert "nope.wasm" in r.stderr, r.stderr
