@@ -209,7 +209,12 @@ async fn admit(
                 properties: will.properties,
                 payload: will.payload,
             };
-            match broker.authorizer().check_publish(&info, &publish).await.decision {
+            match broker
+                .authorizer()
+                .check_publish(&info, &publish)
+                .await
+                .decision
+            {
                 Decision::Allow => {
                     let now = Instant::now();
                     let message = Message {

@@ -512,9 +512,22 @@ mod decision_cache_tests {
         );
         assert_eq!(cache.get(Kind::Publish, "a/b", 1), Some(Decision::Allow));
         assert_eq!(cache.get(Kind::Subscribe, "a/b", 1), None);
-        assert_eq!(cache.get(Kind::Publish, "a/c", 1), None, "a failed call is not remembered");
-        assert_eq!(cache.get(Kind::Publish, "a/b", 2), None, "a new policy set forgets");
-        cache.remember(Kind::Subscribe, "x/#", 2, &Verdict::lasting(Decision::Allow));
+        assert_eq!(
+            cache.get(Kind::Publish, "a/c", 1),
+            None,
+            "a failed call is not remembered"
+        );
+        assert_eq!(
+            cache.get(Kind::Publish, "a/b", 2),
+            None,
+            "a new policy set forgets"
+        );
+        cache.remember(
+            Kind::Subscribe,
+            "x/#",
+            2,
+            &Verdict::lasting(Decision::Allow),
+        );
         assert_eq!(cache.get(Kind::Publish, "a/b", 2), None);
         assert_eq!(cache.get(Kind::Subscribe, "x/#", 2), Some(Decision::Allow));
     }

@@ -119,10 +119,9 @@ mod tests {
 
     #[test]
     fn flatten_keeps_strings_and_writes_the_rest_as_toml_or_json() {
-        let table: toml::Table = toml::from_str(
-            "s = \"x\"\nn = 42\nb = true\na = [\"a/#\", \"b\"]\n[t]\nk = [\"v\"]\n",
-        )
-        .unwrap();
+        let table: toml::Table =
+            toml::from_str("s = \"x\"\nn = 42\nb = true\na = [\"a/#\", \"b\"]\n[t]\nk = [\"v\"]\n")
+                .unwrap();
         let flat = flatten(&table);
         assert_eq!(flat["s"], "x");
         assert_eq!(flat["n"], "42");
@@ -143,10 +142,9 @@ mod tests {
 
     #[test]
     fn on_error_defaults_to_drop() {
-        let chain: TransformChainConfig = toml::from_str(
-            "name = \"c\"\ntopics = [\"#\"]\n[[component]]\npath = \"r.wasm\"\n",
-        )
-        .unwrap();
+        let chain: TransformChainConfig =
+            toml::from_str("name = \"c\"\ntopics = [\"#\"]\n[[component]]\npath = \"r.wasm\"\n")
+                .unwrap();
         assert_eq!(chain.on_error, OnError::Drop);
         assert_eq!(chain.components.len(), 1);
     }

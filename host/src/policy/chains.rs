@@ -316,7 +316,12 @@ mod tests {
     fn a_binary_replacement_drops_the_utf8_format_indicator() {
         let original = message("a/b", b"{}");
         let r = firehose_wasm::Message::new("a/b", vec![0xff, 0xfe]);
-        assert_eq!(replacement(&original, r).properties.payload_format_indicator, None);
+        assert_eq!(
+            replacement(&original, r)
+                .properties
+                .payload_format_indicator,
+            None
+        );
     }
 
     #[test]

@@ -128,8 +128,7 @@ fn spec(name: &str, component: &ComponentConfig) -> anyhow::Result<PolicySpec> {
             component.path.display()
         );
     }
-    Ok(
-    PolicySpec {
+    Ok(PolicySpec {
         name: name.into(),
         path: component.path.clone(),
         config: component.flattened(),

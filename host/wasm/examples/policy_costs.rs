@@ -39,7 +39,11 @@ async fn main() -> anyhow::Result<()> {
     let public_read = dir.join("public-read.wasm");
     let redact = dir.join("redact.wasm");
     for file in [&public_read, &redact] {
-        anyhow::ensure!(file.exists(), "{} is missing: run guests/build", file.display());
+        anyhow::ensure!(
+            file.exists(),
+            "{} is missing: run guests/build",
+            file.display()
+        );
     }
     let cache_dir = tempfile::tempdir()?;
     let cache = ComponentCache::new(cache_dir.path());
@@ -52,25 +56,40 @@ async fn main() -> anyhow::Result<()> {
     println!("| --- | --- |");
     let t = Instant::now();
     AclPolicy::load(&engine, &cache, spec()).await?;
-    println!("| public-read: compile (cache miss) and first instance | {} |", per(t.elapsed(), 1));
+    println!(
+        "| public-read: compile (cache miss) and first instance | {} |",
+        per(t.elapsed(), 1)
+    );
     let t = Instant::now();
     let acl = AclPolicy::load(&engine, &cache, spec()).await?;
-    println!("| public-read: load from the disk cache and first instance | {} |", per(t.elapsed(), 1));
+    println!(
+        "| public-read: load from the disk cache and first instance | {} |",
+        per(t.elapsed(), 1)
+    );
 
     let t = Instant::now();
     for _ in 0..INSTANTIATIONS {
         acl.instantiate_once().await?;
     }
-    println!("| public-read: a fresh instance (what reuse saves per call) | {} |", per(t.elapsed(), INSTANTIATIONS));
+    println!(
+        "| public-read: a fresh instance (what reuse saves per call) | {} |",
+        per(t.elapsed(), INSTANTIATIONS)
+    );
 
     let mut client = Client::anonymous("bench", "mqtt", "127.0.0.1:1");
     client.username = Some("bench".into());
-    let message = Message::new("bench/fanout/1", br#"{"seq":1,"host":"ci-7","ok":true}"#.to_vec());
+    let message = Message::new(
+        "bench/fanout/1",
+        br#"{"seq":1,"host":"ci-7","ok":true}"#.to_vec(),
+    );
     let t = Instant::now();
     for _ in 0..CALLS {
         acl.check_publish(&client, &message).await?;
     }
-    println!("| public-read: check-publish on a pooled instance | {} |", per(t.elapsed(), CALLS));
+    println!(
+        "| public-read: check-publish on a pooled instance | {} |",
+        per(t.elapsed(), CALLS)
+    );
 
     let transform = TransformPolicy::load(
         &engine,
@@ -82,7 +101,10 @@ async fn main() -> anyhow::Result<()> {
     for _ in 0..CALLS {
         transform.apply(&message).await?;
     }
-    println!("| redact: apply, JSON without the field (pass) | {} |", per(t.elapsed(), CALLS));
+    println!(
+        "| redact: apply, JSON without the field (pass) | {} |",
+        per(t.elapsed(), CALLS)
+    );
     let with_email = Message::new(
         "bench/fanout/1",
         br#"{"seq":1,"owner":{"name":"A","email":"a@example.org"}}"#.to_vec(),
@@ -91,7 +113,10 @@ async fn main() -> anyhow::Result<()> {
     for _ in 0..CALLS {
         transform.apply(&with_email).await?;
     }
-    println!("| redact: apply, JSON with the field (replace) | {} |", per(t.elapsed(), CALLS));
+    println!(
+        "| redact: apply, JSON with the field (replace) | {} |",
+        per(t.elapsed(), CALLS)
+    );
     let stats = acl.stats();
     println!();
     println!("public-read pool after the run: {stats:?}");
