@@ -16,6 +16,8 @@
 //! - [`message`]: the routed message.
 //! - [`metrics`]: counters of what was refused or dropped.
 //! - [`shutdown`]: the stop signal handed to every task.
+//! - [`sources`]: the `[[source]]` components, each run and restarted
+//!   with backoff by its own supervisor task, publishing into the broker.
 //! - [`viewer`]: the live event viewer, a small page the websocket
 //!   listeners serve at `/` that subscribes back over MQTT.js.
 //! - [`cli`]: the `firehose` command line.
@@ -33,4 +35,5 @@ pub mod policy;
 pub mod router;
 pub mod session;
 pub mod shutdown;
+pub mod sources;
 pub mod viewer;

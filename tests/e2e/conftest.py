@@ -133,6 +133,7 @@ class Broker:
     acl: dict | None = None
     transforms: list = field(default_factory=list)
     hashes: dict = field(default_factory=dict)
+    sources: list = field(default_factory=list)
     cmd: list = field(default_factory=list)
 
     def port(self, transport: str) -> int:
@@ -237,7 +238,33 @@ def firehose_config(b: Broker, hashes: dict[str, str]) -> str:
             lines += ["", "[transform.component.limits]"]
             lines += [f"{k} = {v}" for k, v in component.get("limits", {}).items()]
             lines.append("")
+    for source in b.sources:
+        lines += source_toml(source)
     return "\n".join(lines)
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return str(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return _toml_str(str(v))
+
+
+def source_toml(source: dict) -> list[str]:
+    """A [[source]] entry: name, component (target/wasm/<component>.wasm), prefix,
+    and optional config / grants / limits dicts."""
+    wasm = wasm_component(source["component"])
+    lines = ["[[source]]", f"name = {_toml_str(source['name'])}", f"path = {_toml_str(str(wasm))}",
+             f"prefix = {_toml_str(source['prefix'])}", ""]
+    for table in ("config", "grants", "limits"):
+        if source.get(table):
+            lines.append(f"[source.{table}]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in source[table].items()]
+            lines.append("")
+    return lines
 
 
 def wasm_component(name: str) -> Path:
@@ -295,7 +322,8 @@ def mosquitto_config(b: Broker) -> str:
 
 
 def start_broker(tmp: Path, hashes: dict[str, str], limits: dict | None = None,
-                 acl: dict | None = None, transforms: list | None = None) -> Broker:
+                 acl: dict | None = None, transforms: list | None = None,
+                 sources: list | None = None) -> Broker:
     ports = free_ports(4)
     data_dir = tmp / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -303,7 +331,7 @@ def start_broker(tmp: Path, hashes: dict[str, str], limits: dict | None = None,
                log_path=tmp / "broker.log", mqtt_port=ports[0], mqtts_port=ports[1],
                ws_port=ports[2], wss_port=ports[3], ca=data_dir / "tls" / "ca.pem",
                limits=dict(limits or {}), acl=acl, transforms=list(transforms or []),
-               hashes=hashes)
+               hashes=hashes, sources=list(sources or []))
     if BROKER_KIND == "mosquitto":
         b.config.write_text(mosquitto_config(b))
         cmd = ["mosquitto", "-c", str(b.config)]

@@ -196,6 +196,8 @@ pub struct Running {
     /// The WASM engine and compile cache every component of this broker
     /// (policies, sources) is loaded with.
     pub runtime: PolicyRuntime,
+    /// The `[[source]]` components, each supervised on its own task.
+    pub sources: crate::sources::Sources,
     trigger: ShutdownTrigger,
     shutdown: Shutdown,
     tasks: tokio::task::JoinSet<()>,
@@ -219,11 +221,15 @@ impl Running {
                 shutdown.clone(),
             ));
         }
+        let sources =
+            crate::sources::Sources::start(config, &broker, &runtime.engine, &runtime.cache)
+                .await?;
         Ok(Running {
             broker,
             listeners,
             tls,
             runtime,
+            sources,
             trigger,
             shutdown,
             tasks,
@@ -237,6 +243,7 @@ impl Running {
     /// are untouched. Whatever fails to load leaves the old one in force.
     pub async fn reload(&self, config: &Config) {
         self.reload_policies(config).await;
+        self.sources.reload(config).await;
         self.reload_tls().await;
     }
 
@@ -276,6 +283,7 @@ impl Running {
     /// moment for them.
     pub async fn stop(mut self) {
         info!("shutting down");
+        self.sources.stop().await;
         self.trigger.trigger();
         self.broker.sessions.close_all();
         let _ = tokio::time::timeout(Duration::from_secs(5), async {

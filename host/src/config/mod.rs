@@ -11,10 +11,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod components;
+mod sources;
 
 pub use components::{
     AclConfig, ComponentConfig, OnError, TransformChainConfig, component_dir, flatten,
 };
+pub use sources::{GrantsConfig, SourceConfig, SourceLimitsConfig};
 
 /// The embedded default configuration, as TOML text.
 pub const DEFAULT_TOML: &str = include_str!("default.toml");
@@ -61,6 +63,9 @@ pub struct Config {
     /// Transform chains, by topic filter; the first that matches applies.
     #[serde(default, rename = "transform")]
     pub transforms: Vec<TransformChainConfig>,
+    /// Sources: publisher components the broker runs and supervises.
+    #[serde(default, rename = "source")]
+    pub sources: Vec<sources::SourceConfig>,
 }
 
 /// What a listener speaks.
@@ -192,6 +197,7 @@ impl Config {
         for component in self.components_mut() {
             component.resolve(base);
         }
+        sources::resolve_paths(&mut self.sources, base);
     }
 
     /// Every policy component entry: `[acl]`, then each chain's components.
@@ -296,6 +302,7 @@ impl Config {
                 .map_err(|message| ("acl".to_owned(), message))?;
         }
         self.validate_transforms()?;
+        sources::validate(&self.sources)?;
         check_filters("anonymous.subscribe", &self.anonymous.subscribe)?;
         check_filters("anonymous.publish", &self.anonymous.publish)?;
         let mut users = HashSet::new();

@@ -1,5 +1,5 @@
 //! Bindings generated from `wit/` (package `firehose:bus`) for the policy
-//! worlds. Only this crate sees them: the broker gets the plain types of
+//! worlds and the source world. Only this crate sees them: the broker gets the plain types of
 //! [`crate::types`], converted here.
 //!
 //! Exports are called with `call_async` (the WASI imports are async);
@@ -23,6 +23,23 @@ pub(crate) mod transform {
         path: "../../wit",
         world: "transform-policy",
         exports: { default: async },
+        with: {
+            "firehose:bus/types": super::acl::firehose::bus::types,
+            "firehose:bus/config": super::acl::firehose::bus::config,
+            "firehose:bus/log": super::acl::firehose::bus::log,
+        },
+    });
+}
+
+/// World `source`: the shared interfaces come from [`acl`]; `publish` is
+/// async (it awaits the broker's backpressure), and so is `run`.
+pub(crate) mod source {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "source",
+        imports: { "firehose:bus/publish.publish": async },
+        exports: { default: async },
+        additional_derives: [PartialEq, Eq],
         with: {
             "firehose:bus/types": super::acl::firehose::bus::types,
             "firehose:bus/config": super::acl::firehose::bus::config,

@@ -272,8 +272,11 @@ pub(crate) fn link(
             let pre = linker.instantiate_pre(component).map_err(fail)?;
             crate::bindings::transform::TransformPolicyPre::new(pre).map_err(fail)?;
         }
-        // Sources are linked by their own runtime, with their grants.
-        World::Source => {}
+        World::Source => {
+            let linker = crate::source::linker(engine.engine()).map_err(fail)?;
+            let pre = linker.instantiate_pre(component).map_err(fail)?;
+            crate::bindings::source::SourcePre::new(pre).map_err(fail)?;
+        }
     }
     Ok(())
 }

@@ -106,24 +106,30 @@ impl log::Host for HostState {
             return;
         }
         self.log_lines += 1;
-        let message = truncate(&message, MAX_LOG_LINE);
-        let component = &*self.component;
-        match level {
-            log::Level::Trace => {
-                tracing::trace!(target: "firehose_wasm::guest", component, "{message}")
-            }
-            log::Level::Debug => {
-                tracing::debug!(target: "firehose_wasm::guest", component, "{message}")
-            }
-            log::Level::Info => {
-                tracing::info!(target: "firehose_wasm::guest", component, "{message}")
-            }
-            log::Level::Warn => {
-                tracing::warn!(target: "firehose_wasm::guest", component, "{message}")
-            }
-            log::Level::Error => {
-                tracing::error!(target: "firehose_wasm::guest", component, "{message}")
-            }
+        emit_guest_log(&self.component, level, &message);
+    }
+}
+
+/// Writes one line a component logged into `tracing` (target
+/// `firehose_wasm::guest`, field `component`), cut at [`MAX_LOG_LINE`]
+/// bytes. Shared by policies and sources.
+pub(crate) fn emit_guest_log(component: &str, level: log::Level, message: &str) {
+    let message = truncate(message, MAX_LOG_LINE);
+    match level {
+        log::Level::Trace => {
+            tracing::trace!(target: "firehose_wasm::guest", component, "{message}")
+        }
+        log::Level::Debug => {
+            tracing::debug!(target: "firehose_wasm::guest", component, "{message}")
+        }
+        log::Level::Info => {
+            tracing::info!(target: "firehose_wasm::guest", component, "{message}")
+        }
+        log::Level::Warn => {
+            tracing::warn!(target: "firehose_wasm::guest", component, "{message}")
+        }
+        log::Level::Error => {
+            tracing::error!(target: "firehose_wasm::guest", component, "{message}")
         }
     }
 }
@@ -131,7 +137,7 @@ impl log::Host for HostState {
 impl crate::bindings::acl::firehose::bus::types::Host for HostState {}
 
 /// `s` cut to at most `max` bytes on a character boundary.
-fn truncate(s: &str, max: usize) -> &str {
+pub(crate) fn truncate(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }

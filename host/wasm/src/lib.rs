@@ -1,6 +1,6 @@
-//! Firehose's WASM runtime: loads policy components (wasm32-wasip2, WIT
-//! package `firehose:bus@0.1.x`), checks them, compiles them once, and runs
-//! them under limits.
+//! Firehose's WASM runtime: loads policy and source components
+//! (wasm32-wasip2, WIT package `firehose:bus@0.1.x`), checks them, compiles
+//! them once, and runs them under limits.
 //!
 //! A map of the rooms:
 //!
@@ -20,6 +20,11 @@
 //! - [`acl`] and [`transform`]: the two kinds of policy, with host-side
 //!   types ([`types`]) so the broker never sees generated bindings;
 //!   `load` is how either is read, checked, compiled and linked.
+//! - [`source`]: sources, the long-running publishers: one store per run
+//!   with a memory cap and an epoch deadline that yields, network only as
+//!   granted (`source::grants`, `source::net`), and the `publish` import
+//!   that enforces the source's topic prefix and hands messages to a
+//!   [`SourceSink`].
 //!
 //! Instances live in a small pool (`pool`): each call takes an instance,
 //! runs under its deadline, and puts it back only if the call succeeded. A
@@ -40,6 +45,7 @@ pub mod host_imports;
 pub mod limits;
 mod load;
 mod pool;
+pub mod source;
 pub mod transform;
 pub mod types;
 pub mod wasi_ctx;
@@ -52,6 +58,9 @@ pub use error::{LoadError, PolicyError};
 pub use limits::Limits;
 pub use load::PolicySpec;
 pub use pool::PoolStats;
+pub use source::{
+    PublishCounts, RunError, SinkError, Source, SourceSink, SourceSpec, TcpGrant, TopicPrefix,
+};
 pub use transform::TransformPolicy;
 pub use types::{CacheHints, Client, Decision, Message, Outcome, Qos};
 pub use wasi_ctx::StdioMode;

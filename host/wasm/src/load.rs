@@ -91,28 +91,11 @@ pub(crate) async fn load<B: Bindings, R>(
         });
     }
 
-    let compiled = {
-        let (engine, cache, path) = (engine.clone(), cache.clone(), path.clone());
-        tokio::task::spawn_blocking(move || compile(&engine, &cache, &path)).await
+    let (component, cache_outcome, info) = match compile_checked(engine, cache, &path, world).await
+    {
+        Ok(compiled) => compiled,
+        Err(failure) => return Err(failure.into_error(name, path)),
     };
-    let (component, cache_outcome, info) = match compiled {
-        Ok(Ok(compiled)) => compiled,
-        Ok(Err(Failure::Read(source))) => return Err(LoadError::Read { name, path, source }),
-        Ok(Err(Failure::Check(source))) => return Err(LoadError::Check { name, path, source }),
-        Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
-        Err(_) => {
-            let source = std::io::Error::other("loading cancelled: the runtime is shutting down");
-            return Err(LoadError::Read { name, path, source });
-        }
-    };
-    if info.world != world {
-        return Err(LoadError::WrongWorld {
-            name,
-            path,
-            found: info.world,
-            expected: world,
-        });
-    }
 
     let link_error = |e: wasmtime::Error| format!("{e:#}");
     let pre = host_imports::policy_linker(engine.engine())
@@ -159,9 +142,58 @@ pub(crate) async fn load<B: Bindings, R>(
     })
 }
 
-enum Failure {
+/// Why a component file could not be compiled as the world it must be.
+pub(crate) enum Failure {
     Read(std::io::Error),
     Check(CheckError),
+    WrongWorld { found: World, expected: World },
+}
+
+impl Failure {
+    /// The load error for the config entry `name` and its file.
+    pub(crate) fn into_error(self, name: String, path: std::path::PathBuf) -> LoadError {
+        match self {
+            Failure::Read(source) => LoadError::Read { name, path, source },
+            Failure::Check(source) => LoadError::Check { name, path, source },
+            Failure::WrongWorld { found, expected } => LoadError::WrongWorld {
+                name,
+                path,
+                found,
+                expected,
+            },
+        }
+    }
+}
+
+/// Reads, checks and compiles (or takes from `cache`) the component at
+/// `path`, on a blocking thread, and makes sure it is a component of
+/// `world`. Shared by policies and sources.
+pub(crate) async fn compile_checked(
+    engine: &WasmEngine,
+    cache: &ComponentCache,
+    path: &std::path::Path,
+    world: World,
+) -> Result<(Component, CacheOutcome, ComponentInfo), Failure> {
+    let compiled = {
+        let (engine, cache, path) = (engine.clone(), cache.clone(), path.to_owned());
+        tokio::task::spawn_blocking(move || compile(&engine, &cache, &path)).await
+    };
+    let compiled = match compiled {
+        Ok(result) => result?,
+        Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+        Err(_) => {
+            return Err(Failure::Read(std::io::Error::other(
+                "loading cancelled: the runtime is shutting down",
+            )));
+        }
+    };
+    if compiled.2.world != world {
+        return Err(Failure::WrongWorld {
+            found: compiled.2.world,
+            expected: world,
+        });
+    }
+    Ok(compiled)
 }
 
 fn compile(

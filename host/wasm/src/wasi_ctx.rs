@@ -58,6 +58,14 @@ pub(crate) fn policy_ctx(component: &Arc<str>, stdio: StdioMode) -> WasiCtx {
     builder.build()
 }
 
+/// Sends a context's stdout and stderr into the log, as [`policy_ctx`]
+/// does with [`StdioMode::Log`]; used for sources granted `stdio = "log"`.
+pub(crate) fn log_stdio(builder: &mut WasiCtxBuilder, component: &Arc<str>) {
+    builder
+        .stdout(GuestOutput::new(component.clone(), Stream::Stdout))
+        .stderr(GuestOutput::new(component.clone(), Stream::Stderr));
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Stream {
     Stdout,

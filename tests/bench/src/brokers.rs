@@ -1,7 +1,11 @@
-//! The three brokers under test: where their binaries are, the config each is
+//! The brokers under test: where their binaries are, the config each is
 //! given (same limits for all, as far as each broker can express them), and
 //! a guard that starts one on a free 127.0.0.1 port and stops it by PID (on
 //! drop too, so errors, panics and Ctrl-C never leave a broker behind).
+//!
+//! `firehose+policies` is the same firehose binary with the same limits plus
+//! the default ACL component (public-read, with one publishing user) and one
+//! transform chain (redact) on the bench's topics: the cost of policies.
 
 use std::fmt;
 use std::fs::File;
@@ -13,19 +17,22 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::client::{Conn, SMALL_READ_BUF};
+use crate::client::{Conn, Credentials, SMALL_READ_BUF};
 
 /// Which broker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BrokerKind {
     Firehose,
+    /// firehose with the ACL component and a transform chain ([`PolicySetup`]).
+    FirehosePolicies,
     Mosquitto,
     Rumqttd,
 }
 
 impl BrokerKind {
-    pub const ALL: [BrokerKind; 3] = [
+    pub const ALL: [BrokerKind; 4] = [
         BrokerKind::Firehose,
+        BrokerKind::FirehosePolicies,
         BrokerKind::Mosquitto,
         BrokerKind::Rumqttd,
     ];
@@ -33,9 +40,15 @@ impl BrokerKind {
     pub fn name(self) -> &'static str {
         match self {
             BrokerKind::Firehose => "firehose",
+            BrokerKind::FirehosePolicies => "firehose+policies",
             BrokerKind::Mosquitto => "mosquitto",
             BrokerKind::Rumqttd => "rumqttd",
         }
+    }
+
+    /// Whether this kind runs the firehose binary.
+    pub fn is_firehose(self) -> bool {
+        matches!(self, BrokerKind::Firehose | BrokerKind::FirehosePolicies)
     }
 
     pub fn parse(s: &str) -> Result<BrokerKind> {
@@ -43,9 +56,117 @@ impl BrokerKind {
             .into_iter()
             .find(|k| k.name() == s.trim())
             .with_context(|| {
-                format!("unknown broker {s:?} (expected firehose, mosquitto or rumqttd)")
+                format!(
+                    "unknown broker {s:?} (expected firehose, firehose+policies, mosquitto or \
+                     rumqttd)"
+                )
             })
     }
+}
+
+/// What `firehose+policies` runs with on top of `firehose`'s config.
+#[derive(Clone, Debug)]
+pub struct PolicySetup {
+    /// The ACL component (public-read).
+    pub acl: PathBuf,
+    /// The one component of the transform chain (redact).
+    pub transform: PathBuf,
+    /// The filter the transform chain applies to (covers every bench topic).
+    pub transform_topics: String,
+    /// The user public-read lets publish (to `#`); bench publishers log in
+    /// with it.
+    pub login: Credentials,
+    /// `login.password` hashed by `firehose hash-password`.
+    pub password_hash: String,
+}
+
+impl PolicySetup {
+    /// The shipped components in `wasm_dir` (where `guests/build` puts
+    /// them), and a password hashed by `firehose` itself.
+    pub fn new(firehose: &Path, wasm_dir: &Path) -> Result<PolicySetup> {
+        let acl = wasm_dir.join("public-read.wasm");
+        let transform = wasm_dir.join("redact.wasm");
+        for c in [&acl, &transform] {
+            if !c.exists() {
+                bail!(
+                    "{} does not exist: build the policy components with `guests/build` \
+                     (firehose+policies needs public-read.wasm and redact.wasm)",
+                    c.display()
+                );
+            }
+        }
+        let login = Credentials {
+            username: "bench".into(),
+            password: format!("bench-{}", std::process::id()),
+        };
+        let password_hash = hash_password(firehose, &login.password)?;
+        Ok(PolicySetup {
+            acl,
+            transform,
+            transform_topics: "bench/#".into(),
+            login,
+            password_hash,
+        })
+    }
+
+    /// The config sections added to firehose's (also shown in the report).
+    pub fn toml(&self) -> String {
+        format!(
+            r##"[[user]]
+name = {user:?}
+password_hash = {hash:?}
+
+[acl]
+path = {acl:?}
+
+[acl.config]
+publishers = {{ {user} = ["#"] }}
+
+[[transform]]
+name = "bench"
+topics = [{topics:?}]
+
+[[transform.component]]
+path = {transform:?}
+config = {{ fields = ["email"] }}
+"##,
+            user = self.login.username,
+            hash = self.password_hash,
+            acl = self.acl.display().to_string(),
+            topics = self.transform_topics,
+            transform = self.transform.display().to_string(),
+        )
+    }
+}
+
+/// Runs `firehose hash-password` (one line on stdin, an argon2id PHC string
+/// on stdout).
+fn hash_password(firehose: &Path, password: &str) -> Result<String> {
+    use std::io::Write as _;
+    let mut child = Command::new(firehose)
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {} hash-password", firehose.display()))?;
+    child
+        .stdin
+        .take()
+        .context("hash-password stdin")?
+        .write_all(format!("{password}\n").as_bytes())?;
+    let out = child.wait_with_output()?;
+    let hash = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if !out.status.success() || !hash.starts_with("$argon2") {
+        bail!(
+            "{} hash-password failed ({}): {}{}",
+            firehose.display(),
+            out.status,
+            hash,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(hash)
 }
 
 impl fmt::Display for BrokerKind {
@@ -71,17 +192,25 @@ pub struct Limits {
 impl Limits {
     /// How each broker's config expresses these limits (for the report).
     pub fn describe(&self) -> Vec<(BrokerKind, String)> {
+        let firehose = format!(
+            "`[limits]` max_inflight = {i}, receive_maximum = {i}, max_queued_messages = {q}, \
+             max_queued_qos0 = {q0}, max_packet_size = {p}, max_keep_alive = 65535; \
+             `[anonymous]` publish = subscribe = [\"#\"]; RUST_LOG=warn",
+            i = self.max_inflight,
+            q = self.max_queued,
+            q0 = self.max_queued_qos0,
+            p = self.max_packet_size
+        );
         vec![
+            (BrokerKind::Firehose, firehose.clone()),
             (
-                BrokerKind::Firehose,
+                BrokerKind::FirehosePolicies,
                 format!(
-                    "`[limits]` max_inflight = {i}, receive_maximum = {i}, max_queued_messages = {q}, \
-                     max_queued_qos0 = {q0}, max_packet_size = {p}, max_keep_alive = 65535; \
-                     `[anonymous]` publish = subscribe = [\"#\"]; RUST_LOG=warn",
-                    i = self.max_inflight,
-                    q = self.max_queued,
-                    q0 = self.max_queued_qos0,
-                    p = self.max_packet_size
+                    "as firehose, plus `[acl]` public-read.wasm with `[acl.config] publishers = \
+                     {{ bench = [\"#\"] }}` and a `[[user]] name = \"bench\"` (argon2id hash from \
+                     `firehose hash-password`), which the publishers log in as (subscribers \
+                     stay anonymous); one `[[transform]]` chain on `bench/#` with one \
+                     component, redact.wasm, `config = {{ fields = [\"email\"] }}`. Base: {firehose}"
                 ),
             ),
             (
@@ -126,7 +255,7 @@ pub struct Binaries {
 impl Binaries {
     fn get(&self, kind: BrokerKind) -> &Path {
         match kind {
-            BrokerKind::Firehose => &self.firehose,
+            BrokerKind::Firehose | BrokerKind::FirehosePolicies => &self.firehose,
             BrokerKind::Mosquitto => &self.mosquitto,
             BrokerKind::Rumqttd => &self.rumqttd,
         }
@@ -141,7 +270,7 @@ impl Binaries {
         }
         match kind {
             BrokerKind::Rumqttd if rumqttd_is_default => install_rumqttd(bin),
-            BrokerKind::Firehose => bail!(
+            BrokerKind::Firehose | BrokerKind::FirehosePolicies => bail!(
                 "{} does not exist: build it (`cargo build --release -p firehose`), pass \
                  --firehose-bin, or leave it out with --brokers mosquitto,rumqttd",
                 bin.display()
@@ -161,7 +290,7 @@ impl Binaries {
             // `mosquitto -h` prints "mosquitto version X" first (and exits 3).
             BrokerKind::Mosquitto => Command::new(bin).arg("-h").output(),
             BrokerKind::Rumqttd => Command::new(bin).arg("--version").output(),
-            BrokerKind::Firehose => {
+            BrokerKind::Firehose | BrokerKind::FirehosePolicies => {
                 let version = Command::new(bin)
                     .arg("--version")
                     .output()
@@ -179,7 +308,12 @@ impl Binaries {
                     .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                     .map(|d| format!(", built {}", crate::report::utc_time(d.as_secs())))
                     .unwrap_or_default();
-                return format!("{version} ({}{built})", bin.display());
+                let with = if kind == BrokerKind::FirehosePolicies {
+                    " with the policies below"
+                } else {
+                    ""
+                };
+                return format!("{version}{with} ({}{built})", bin.display());
             }
         };
         out.ok()
@@ -231,9 +365,15 @@ fn free_port() -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-fn write_config(kind: BrokerKind, dir: &Path, port: u16, limits: &Limits) -> Result<PathBuf> {
-    let (name, text) = match kind {
-        BrokerKind::Firehose => (
+fn write_config(
+    kind: BrokerKind,
+    dir: &Path,
+    port: u16,
+    limits: &Limits,
+    policies: Option<&PolicySetup>,
+) -> Result<PathBuf> {
+    let (name, mut text) = match kind {
+        BrokerKind::Firehose | BrokerKind::FirehosePolicies => (
             "firehose.toml",
             format!(
                 r##"data_dir = {data:?}
@@ -322,6 +462,11 @@ next_connection_delay_ms = 0
             ),
         ),
     };
+    if kind == BrokerKind::FirehosePolicies {
+        let policies = policies.context("firehose+policies needs its policy setup")?;
+        text.push('\n');
+        text.push_str(&policies.toml());
+    }
     let path = dir.join(name);
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
@@ -337,21 +482,23 @@ pub struct RunningBroker {
 
 impl RunningBroker {
     /// Starts `kind` with a generated config in `dir` and waits until it
-    /// answers an MQTT CONNECT.
+    /// answers an MQTT CONNECT. `policies` is required for
+    /// `firehose+policies` and ignored otherwise.
     pub async fn start(
         kind: BrokerKind,
         bins: &Binaries,
         limits: &Limits,
+        policies: Option<&PolicySetup>,
         dir: &Path,
     ) -> Result<RunningBroker> {
         std::fs::create_dir_all(dir)?;
         let port = free_port()?;
-        let config = write_config(kind, dir, port, limits)?;
+        let config = write_config(kind, dir, port, limits, policies)?;
         let log = dir.join(format!("{kind}.log"));
         let out = File::create(&log)?;
         let mut cmd = Command::new(bins.get(kind));
         match kind {
-            BrokerKind::Firehose => {
+            BrokerKind::Firehose | BrokerKind::FirehosePolicies => {
                 cmd.arg("serve")
                     .arg("--config")
                     .arg(&config)
@@ -401,7 +548,7 @@ impl RunningBroker {
             self.check_alive()?;
             if let Ok(Ok(conn)) = tokio::time::timeout(
                 Duration::from_secs(2),
-                Conn::connect(self.addr, None, "bench-probe", 600, SMALL_READ_BUF),
+                Conn::connect(self.addr, None, "bench-probe", None, 600, SMALL_READ_BUF),
             )
             .await
             {

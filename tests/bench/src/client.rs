@@ -64,16 +64,35 @@ fn put_str(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(s);
 }
 
-/// CONNECT for MQTT 3.1.1 with a clean session and no credentials.
-pub fn encode_connect(out: &mut Vec<u8>, client_id: &str, keep_alive: u16) {
-    let body_len = 10 + 2 + client_id.len();
+/// A user name and password sent in CONNECT.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+/// CONNECT for MQTT 3.1.1 with a clean session, with or without a user
+/// name and password.
+pub fn encode_connect(
+    out: &mut Vec<u8>,
+    client_id: &str,
+    keep_alive: u16,
+    login: Option<&Credentials>,
+) {
+    let login_len = login.map_or(0, |c| 2 + c.username.len() + 2 + c.password.len());
+    let body_len = 10 + 2 + client_id.len() + login_len;
     out.push(0x10);
     put_remaining_len(out, body_len);
     put_str(out, b"MQTT");
     out.push(4); // protocol level 3.1.1
-    out.push(0x02); // clean session
+    // Clean session, plus the user name (0x80) and password (0x40) flags.
+    out.push(if login.is_some() { 0xC2 } else { 0x02 });
     out.extend_from_slice(&keep_alive.to_be_bytes());
     put_str(out, client_id.as_bytes());
+    if let Some(c) = login {
+        put_str(out, c.username.as_bytes());
+        put_str(out, c.password.as_bytes());
+    }
 }
 
 /// SUBSCRIBE with one topic filter.
@@ -188,11 +207,12 @@ pub struct Conn {
 
 impl Conn {
     /// Connects over TCP (optionally from a chosen local address), sends
-    /// CONNECT and waits for a successful CONNACK.
+    /// CONNECT (with `login`, if given) and waits for a successful CONNACK.
     pub async fn connect(
         addr: SocketAddr,
         local: Option<SocketAddr>,
         client_id: &str,
+        login: Option<&Credentials>,
         keep_alive: u16,
         read_buf: usize,
     ) -> Result<Conn> {
@@ -213,7 +233,7 @@ impl Conn {
             end: 0,
         };
         let mut out = Vec::with_capacity(64);
-        encode_connect(&mut out, client_id, keep_alive);
+        encode_connect(&mut out, client_id, keep_alive, login);
         conn.stream.write_all(&out).await?;
         let code = timeout(
             HANDSHAKE_TIMEOUT,
@@ -328,6 +348,24 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(parse(&out[..out.len() - 1]).unwrap().is_none());
+    }
+
+    #[test]
+    fn connect_with_credentials() {
+        let login = Credentials {
+            username: "bench".into(),
+            password: "pw".into(),
+        };
+        let mut out = Vec::new();
+        encode_connect(&mut out, "c1", 60, Some(&login));
+        assert_eq!(out[0], 0x10);
+        assert_eq!(usize::from(out[1]), out.len() - 2);
+        assert_eq!(out[9], 0xC2);
+        assert!(out.ends_with(b"\x00\x05bench\x00\x02pw"));
+        let mut anon = Vec::new();
+        encode_connect(&mut anon, "c1", 60, None);
+        assert_eq!(anon[9], 0x02);
+        assert_eq!(usize::from(anon[1]), anon.len() - 2);
     }
 
     #[test]

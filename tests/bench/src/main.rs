@@ -1,7 +1,9 @@
-//! `firehose-bench`: starts firehose, Mosquitto and rumqttd on free
+//! `firehose-bench`: starts firehose, firehose with policies (an ACL
+//! component and a transform chain), Mosquitto and rumqttd on free
 //! 127.0.0.1 ports and measures them side by side (fan-out, fan-in, QoS 1,
 //! latency, idle connections), then prints a markdown report with
-//! firehose / peer ratios (and writes it to `--out`).
+//! firehose / peer ratios and firehose+policies / firehose ratios (and
+//! writes it to `--out`).
 //!
 //! Each scenario runs against each broker in turn, every time on a freshly
 //! started broker, which is stopped by PID afterwards (also on error and on
@@ -20,16 +22,19 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 
-use brokers::{Binaries, BrokerKind, Limits, RunningBroker};
+use brokers::{Binaries, BrokerKind, Limits, PolicySetup, RunningBroker};
 use report::{BrokerResult, ScenarioResult};
-use scenarios::{Ctx, Params, Scenario};
+use scenarios::{Ctx, Params, PayloadFormat, Scenario};
 
-/// Side-by-side MQTT benchmark: firehose vs Mosquitto vs rumqttd.
+/// Side-by-side MQTT benchmark: firehose (without and with policies) vs
+/// Mosquitto vs rumqttd.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Cli {
-    /// Brokers to measure, comma separated.
-    #[arg(long, default_value = "firehose,mosquitto,rumqttd")]
+    /// Brokers to measure, comma separated: firehose, firehose+policies
+    /// (public-read ACL component + a redact transform chain on the bench
+    /// topics), mosquitto, rumqttd.
+    #[arg(long, default_value = "firehose,firehose+policies,mosquitto,rumqttd")]
     brokers: String,
     /// Scenarios to run, comma separated: fanout,fanin,qos1,latency,idle.
     #[arg(long, default_value = "fanout,fanin,qos1,latency,idle")]
@@ -47,9 +52,16 @@ struct Cli {
     /// Publishers in the fan-in scenario.
     #[arg(long, default_value_t = 100)]
     publishers: usize,
-    /// Payload bytes (at least 20: sequence number, timestamp, publisher).
+    /// Payload bytes (at least 79 for json, 80 for json-email, 20 for
+    /// binary).
     #[arg(long, default_value_t = 100)]
     payload: usize,
+    /// Payload format, the same for every broker: json (a small JSON object
+    /// without an `email` field: redact parses nothing out and passes it),
+    /// json-email (its padding is an `email` field: redact removes it and
+    /// replaces the message) or binary.
+    #[arg(long, default_value = "json")]
+    payload_format: String,
     /// Seconds of the latency scenario.
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
@@ -65,6 +77,11 @@ struct Cli {
     /// QoS 1: how far the publisher may run ahead of the subscriber.
     #[arg(long, default_value_t = 500)]
     qos1_lead: u64,
+    /// Rounds: each scenario runs this many times against each broker, the
+    /// broker order reversed every other round. With 2 or more, the report
+    /// ends with the median and range of firehose+policies / firehose.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
     /// Keep alive (s) of every client; rumqttd refuses 0.
     #[arg(long, default_value_t = 600)]
     keep_alive: u16,
@@ -90,6 +107,10 @@ struct Cli {
     /// installed with cargo install if missing].
     #[arg(long)]
     rumqttd_bin: Option<PathBuf>,
+    /// Where public-read.wasm and redact.wasm are, for firehose+policies
+    /// [default: <workspace>/target/wasm, filled by guests/build].
+    #[arg(long)]
+    wasm_dir: Option<PathBuf>,
     /// Write the markdown report here too.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -150,8 +171,13 @@ fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> Result<()> {
     let brokers = split(&cli.brokers, BrokerKind::parse)?;
     let scenarios = split(&cli.scenarios, Scenario::parse)?;
-    if cli.payload < 20 {
-        bail!("--payload must be at least 20 bytes");
+    let payload_format = PayloadFormat::parse(&cli.payload_format)?;
+    if cli.payload < payload_format.min_len() {
+        bail!(
+            "--payload must be at least {} bytes for --payload-format {}",
+            payload_format.min_len(),
+            payload_format.name()
+        );
     }
     if cli.subscribers == 0
         || cli.publishers == 0
@@ -169,6 +195,7 @@ async fn run(cli: Cli) -> Result<()> {
         subscribers: cli.subscribers,
         publishers: cli.publishers,
         payload: cli.payload,
+        payload_format,
         duration: Duration::from_secs_f64(cli.duration),
         rate: cli.rate,
         connections: cli.connections,
@@ -218,38 +245,86 @@ async fn run(cli: Cli) -> Result<()> {
     };
     std::fs::create_dir_all(&work.path)?;
     let versions: Vec<String> = brokers.iter().map(|&b| bins.version(b)).collect();
-    if brokers.contains(&BrokerKind::Firehose) {
+    if brokers.iter().any(|b| b.is_firehose()) {
         // Run a private copy: the workspace binary may be rebuilt mid-run.
         let copy = work.path.join("firehose");
         std::fs::copy(&bins.firehose, &copy)
             .with_context(|| format!("copying {}", bins.firehose.display()))?;
         bins.firehose = copy;
     }
+    let policies = if brokers.contains(&BrokerKind::FirehosePolicies) {
+        let wasm_dir = cli
+            .wasm_dir
+            .clone()
+            .unwrap_or_else(|| workspace.join("target/wasm"));
+        // Private copies of the components too, for the same reason.
+        let copies = work.path.join("wasm");
+        std::fs::create_dir_all(&copies)?;
+        for c in ["public-read.wasm", "redact.wasm"] {
+            let from = wasm_dir.join(c);
+            if from.exists() {
+                std::fs::copy(&from, copies.join(c))
+                    .with_context(|| format!("copying {}", from.display()))?;
+            }
+        }
+        Some(PolicySetup::new(&bins.firehose, &copies).with_context(|| {
+            format!(
+                "setting up firehose+policies (components from {})",
+                wasm_dir.display()
+            )
+        })?)
+    } else {
+        None
+    };
     let started = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
     eprintln!("firehose-bench: {command_line}");
 
     let mut results = Vec::new();
     let mut run_no = 0;
+    let rounds = cli.rounds.max(1);
     for &scenario in &scenarios {
-        eprintln!("\n== {}", scenario.title(&params));
-        let mut per_broker = Vec::new();
-        for &kind in &brokers {
-            run_no += 1;
-            let dir = work
-                .path
-                .join(format!("{run_no:02}-{}-{kind}", scenario.name()));
-            let r = run_one(scenario, kind, &bins, &limits, &params, &dir, run_no).await;
-            let r = r.unwrap_or_else(|e| BrokerResult::error(kind, &e));
-            eprintln!("  {}", r.summary());
-            per_broker.push(r);
-            tokio::time::sleep(Duration::from_millis(500)).await;
+        for round in 1..=rounds {
+            let mut title = scenario.title(&params);
+            if rounds > 1 {
+                let _ = write!(title, " (round {round} of {rounds})");
+            }
+            eprintln!("\n== {title}");
+            let mut order = brokers.clone();
+            if round % 2 == 0 {
+                order.reverse();
+            }
+            let mut per_broker = Vec::new();
+            for &kind in &order {
+                run_no += 1;
+                let dir = work
+                    .path
+                    .join(format!("{run_no:02}-{}-{kind}", scenario.name()));
+                let setup = Setup {
+                    bins: &bins,
+                    limits: &limits,
+                    policies: policies.as_ref(),
+                    params: &params,
+                };
+                let r = run_one(scenario, kind, &setup, &dir, run_no).await;
+                let r = r.unwrap_or_else(|e| BrokerResult::error(kind, &e));
+                eprintln!("  {}", r.summary());
+                per_broker.push(r);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            // Tables list the brokers in --brokers order whatever the run order.
+            per_broker.sort_by_key(|r| brokers.iter().position(|&b| b == r.broker));
+            if order != brokers {
+                let names: Vec<&str> = order.iter().map(|b| b.name()).collect();
+                title.push_str(&format!(", run in the order {}", names.join(", ")));
+            }
+            results.push(ScenarioResult {
+                scenario: scenario.title(&params),
+                title,
+                description: scenario.description(&params),
+                results: per_broker,
+            });
         }
-        results.push(ScenarioResult {
-            title: scenario.title(&params),
-            description: scenario.description(&params),
-            results: per_broker,
-        });
     }
 
     let finished = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
@@ -259,9 +334,10 @@ async fn run(cli: Cli) -> Result<()> {
         &brokers,
         &versions,
         &limits,
+        policies.as_ref(),
+        &params,
         &results,
-        started,
-        finished,
+        (started, finished),
         fd_limit,
     );
     println!("{md}");
@@ -272,22 +348,36 @@ async fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
+/// What every run of a scenario against a broker shares.
+struct Setup<'a> {
+    bins: &'a Binaries,
+    limits: &'a Limits,
+    /// Set when firehose+policies is measured.
+    policies: Option<&'a PolicySetup>,
+    params: &'a Params,
+}
+
 async fn run_one(
     scenario: Scenario,
     kind: BrokerKind,
-    bins: &Binaries,
-    limits: &Limits,
-    params: &Params,
+    setup: &Setup<'_>,
     dir: &std::path::Path,
     run_no: usize,
 ) -> Result<BrokerResult> {
-    let mut broker = RunningBroker::start(kind, bins, limits, dir).await?;
+    let mut broker =
+        RunningBroker::start(kind, setup.bins, setup.limits, setup.policies, dir).await?;
+    // Only the broker with the ACL component requires publishers to log in.
+    let publisher_login = match kind {
+        BrokerKind::FirehosePolicies => setup.policies.map(|p| p.login.clone()),
+        _ => None,
+    };
     let ctx = Ctx {
         broker: kind,
         addr: broker.addr,
         pid: broker.pid(),
-        params: params.clone(),
+        params: setup.params.clone(),
         tag: format!("{}{run_no}", scenario.name()),
+        publisher_login,
     };
     let load_before = load_average();
     let r = scenarios::run(scenario, &ctx).await;
@@ -346,9 +436,10 @@ fn render(
     brokers: &[BrokerKind],
     versions: &[String],
     limits: &Limits,
+    policies: Option<&PolicySetup>,
+    params: &Params,
     results: &[ScenarioResult],
-    started: u64,
-    finished: u64,
+    (started, finished): (u64, u64),
     fd_limit: u64,
 ) -> String {
     let mut out = String::new();
@@ -379,17 +470,47 @@ fn render(
             let _ = writeln!(out, "  - {b}: {text}");
         }
     }
+    if let Some(p) = policies.filter(|_| brokers.contains(&BrokerKind::FirehosePolicies)) {
+        let config = p
+            .toml()
+            .replace(&p.password_hash, "<firehose hash-password output>");
+        let _ = writeln!(
+            out,
+            "- firehose+policies config, appended to firehose's:\n\n```toml\n{}```\n",
+            config
+        );
+    }
     let _ = writeln!(
         out,
-        "- Clients: MQTT 3.1.1, clean session, keep alive {} s, TCP_NODELAY. \
+        "- Payloads: {} ({}), identical for every broker.",
+        params.payload_format.name(),
+        match params.payload_format {
+            PayloadFormat::Json =>
+                "a small JSON object without an `email` field, e.g. \
+                 `{\"seq\":\"000000000000001f\",\"sent\":\"000000000000002e\",\"pub\":\"00000000\",\"data\":\"xxx...\"}`: \
+                 redact passes it unchanged",
+            PayloadFormat::JsonEmail =>
+                "the JSON object with its padding in an `email` field: \
+                 redact removes it and replaces the message",
+            PayloadFormat::Binary =>
+                "binary sequence number, timestamp and publisher, then padding",
+        }
+    );
+    let _ = writeln!(
+        out,
+        "- Clients: MQTT 3.1.1, clean session, keep alive {} s, TCP_NODELAY; publishers to \
+         firehose+policies log in as its `bench` user, every other client is anonymous. \
          \"broker CPU us/msg\" = broker utime+stime (/proc/<pid>/stat) over the run / delivered \
-         messages. Ratios are firehose / peer: above 1 is better for \"higher\" rows, below 1 for \
-         \"lower\" rows.\n",
+         messages. Ratios are firehose / peer (and firehose+policies / firehose, the cost of \
+         policies): above 1 is better for \"higher\" rows, below 1 for \"lower\" rows.\n",
         cli.keep_alive
     );
     for (i, s) in results.iter().enumerate() {
         out.push_str(&s.markdown(i + 1));
         out.push('\n');
+    }
+    if cli.rounds > 1 {
+        out.push_str(&report::policy_cost_summary(results));
     }
     out
 }

@@ -1,5 +1,6 @@
 //! Results and their markdown rendering: one table of absolute figures per
-//! scenario (a row per broker) and one table of firehose / peer ratios.
+//! scenario (a row per broker), one table of firehose / peer ratios and one
+//! of firehose+policies / firehose (the cost of policies).
 
 use std::fmt::Write as _;
 
@@ -99,7 +100,7 @@ impl BrokerResult {
             .map(|m| format!("{} {}", m.name, m.formatted()))
             .collect();
         format!(
-            "{:<9} {} | {}",
+            "{:<17} {} | {}",
             self.broker.name(),
             self.status_cell(),
             figures.join(", ")
@@ -107,8 +108,10 @@ impl BrokerResult {
     }
 }
 
-/// All brokers' results for one scenario.
+/// All brokers' results for one scenario (one round of it).
 pub struct ScenarioResult {
+    /// The scenario, the same in every round.
+    pub scenario: String,
     pub title: String,
     pub description: String,
     pub results: Vec<BrokerResult>,
@@ -150,53 +153,154 @@ impl ScenarioResult {
         if !notes.is_empty() {
             let _ = writeln!(out, "\n{}", notes.join("\n"));
         }
-        out.push_str(&self.ratios());
+        out.push_str(&self.peer_ratios());
+        out.push_str(&self.policy_ratios());
         out
     }
 
-    /// firehose / peer for every metric with a better direction.
-    fn ratios(&self) -> String {
-        let Some(fh) = self
-            .results
+    /// `broker`'s result, unless its run could not complete.
+    fn result(&self, broker: BrokerKind) -> Option<&BrokerResult> {
+        self.results
             .iter()
-            .find(|r| r.broker == BrokerKind::Firehose)
-        else {
+            .find(|r| r.broker == broker && !matches!(r.status, Status::Error(_)))
+    }
+
+    /// firehose / peer for every metric with a better direction.
+    fn peer_ratios(&self) -> String {
+        let Some(fh) = self.result(BrokerKind::Firehose) else {
             return String::new();
         };
         let peers: Vec<&BrokerResult> = self
             .results
             .iter()
-            .filter(|r| r.broker != BrokerKind::Firehose)
+            .filter(|r| !r.broker.is_firehose())
             .collect();
-        if peers.is_empty() {
+        ratio_table(fh, &peers)
+    }
+
+    /// firehose+policies / firehose: what the ACL component and the
+    /// transform chain cost.
+    fn policy_ratios(&self) -> String {
+        let (Some(with), Some(without)) = (
+            self.result(BrokerKind::FirehosePolicies),
+            self.result(BrokerKind::Firehose),
+        ) else {
             return String::new();
-        }
-        let mut out = String::new();
-        let heads: Vec<String> = peers
+        };
+        let mut out = String::from("\nCost of policies:\n");
+        out.push_str(&ratio_table(with, &[without]));
+        out
+    }
+}
+
+/// `of` / each of `to` for every metric of `of` with a better direction.
+fn ratio_table(of: &BrokerResult, to: &[&BrokerResult]) -> String {
+    if to.is_empty() {
+        return String::new();
+    }
+    let mut out = String::new();
+    let heads: Vec<String> = to
+        .iter()
+        .map(|p| format!("{} / {}", of.broker, p.broker))
+        .collect();
+    let _ = writeln!(out, "\n| ratio | better | {} |", heads.join(" | "));
+    let _ = writeln!(out, "|---|---|{}", "---:|".repeat(to.len()));
+    for m in of.metrics.iter().filter(|m| m.better != Better::Info) {
+        let cells: Vec<String> = to
             .iter()
-            .map(|p| format!("firehose / {}", p.broker))
+            .map(|p| match p.metric(m.name) {
+                Some(pm) if pm.value > 0.0 && m.value.is_finite() && pm.value.is_finite() => {
+                    format!("{:.2}x", m.value / pm.value)
+                }
+                _ => "-".into(),
+            })
             .collect();
-        let _ = writeln!(out, "\n| ratio | better | {} |", heads.join(" | "));
-        let _ = writeln!(out, "|---|---|{}", "---:|".repeat(peers.len()));
-        for m in fh.metrics.iter().filter(|m| m.better != Better::Info) {
-            let cells: Vec<String> = peers
+        let dir = if m.better == Better::Higher {
+            "higher"
+        } else {
+            "lower"
+        };
+        let _ = writeln!(out, "| {} | {dir} | {} |", m.name, cells.join(" | "));
+    }
+    out
+}
+
+/// firehose+policies / firehose over the rounds of each scenario: the
+/// median, the range and every round's ratio, for each metric with a better
+/// direction. Empty without both firehose kinds.
+pub fn policy_cost_summary(results: &[ScenarioResult]) -> String {
+    let mut scenarios: Vec<&str> = Vec::new();
+    for s in results {
+        if !scenarios.contains(&s.scenario.as_str()) {
+            scenarios.push(&s.scenario);
+        }
+    }
+    let mut rows = String::new();
+    for scenario in scenarios {
+        let rounds: Vec<(&BrokerResult, &BrokerResult)> = results
+            .iter()
+            .filter(|s| s.scenario == scenario)
+            .filter_map(|s| {
+                Some((
+                    s.result(BrokerKind::FirehosePolicies)?,
+                    s.result(BrokerKind::Firehose)?,
+                ))
+            })
+            .collect();
+        let Some((first, _)) = rounds.first() else {
+            continue;
+        };
+        for m in first.metrics.iter().filter(|m| m.better != Better::Info) {
+            let ratios: Vec<f64> = rounds
                 .iter()
-                .map(|p| match p.metric(m.name) {
-                    Some(pm) if pm.value > 0.0 && m.value.is_finite() && pm.value.is_finite() => {
-                        format!("{:.2}x", m.value / pm.value)
-                    }
-                    _ => "-".into(),
+                .filter_map(|(with, without)| {
+                    let a = with.metric(m.name)?.value;
+                    let b = without.metric(m.name)?.value;
+                    (a.is_finite() && b.is_finite() && b > 0.0).then(|| a / b)
                 })
                 .collect();
+            let Some(median) = median(&ratios) else {
+                continue;
+            };
+            let min = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
             let dir = if m.better == Better::Higher {
                 "higher"
             } else {
                 "lower"
             };
-            let _ = writeln!(out, "| {} | {dir} | {} |", m.name, cells.join(" | "));
+            let _ = writeln!(
+                rows,
+                "| {scenario} | {} | {dir} | {median:.2}x | {min:.2}x - {max:.2}x | {} |",
+                m.name,
+                each.join(", ")
+            );
         }
-        out
     }
+    if rows.is_empty() {
+        return String::new();
+    }
+    format!(
+        "### Cost of policies over the rounds: firehose+policies / firehose\n\n\
+         | scenario | metric | better | median | range | each round |\n\
+         |---|---|---|---:|---:|---|\n{rows}"
+    )
+}
+
+/// The median of `values` (the mean of the middle two for an even count).
+fn median(values: &[f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
 }
 
 /// Inserts thousands separators into the integer part of a decimal number.
@@ -248,6 +352,72 @@ mod tests {
         assert_eq!(group_thousands("1234567.25"), "1,234,567.25");
         assert_eq!(group_thousands("999"), "999");
         assert_eq!(group_thousands("-1000"), "-1,000");
+    }
+
+    fn result(broker: BrokerKind, msgs: f64, cpu: f64) -> BrokerResult {
+        let mut r = BrokerResult::new(broker);
+        r.metrics = vec![
+            Metric::new("delivered msg/s", msgs, 0, Better::Higher),
+            Metric::new("broker CPU us/msg", cpu, 3, Better::Lower),
+            Metric::new("seconds", 1.0, 2, Better::Info),
+        ];
+        r
+    }
+
+    #[test]
+    fn policy_cost_over_rounds() {
+        let round = |with: f64, without: f64| ScenarioResult {
+            scenario: "Fan-out".into(),
+            title: "Fan-out (round)".into(),
+            description: String::new(),
+            results: vec![
+                result(BrokerKind::Firehose, without, 0.2),
+                result(BrokerKind::FirehosePolicies, with, 0.3),
+                result(BrokerKind::Mosquitto, 1.0, 5.0),
+            ],
+        };
+        let rounds = [round(80.0, 100.0), round(90.0, 100.0), round(50.0, 100.0)];
+        let md = policy_cost_summary(&rounds);
+        assert!(
+            md.contains(
+                "| Fan-out | delivered msg/s | higher | 0.80x | 0.50x - 0.90x | 0.80, 0.90, 0.50 |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| Fan-out | broker CPU us/msg | lower | 1.50x |"),
+            "{md}"
+        );
+        assert!(!md.contains("seconds"), "{md}");
+        // Per scenario: firehose / peers leave firehose+policies out.
+        let table = rounds[0].markdown(1);
+        assert!(
+            table.contains("| ratio | better | firehose / mosquitto |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| ratio | better | firehose+policies / firehose |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| delivered msg/s | higher | 0.80x |"),
+            "{table}"
+        );
+        // Without firehose+policies there is nothing to summarize.
+        let plain = ScenarioResult {
+            scenario: "Fan-out".into(),
+            title: "Fan-out".into(),
+            description: String::new(),
+            results: vec![result(BrokerKind::Firehose, 1.0, 1.0)],
+        };
+        assert_eq!(policy_cost_summary(&[plain]), "");
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
     }
 
     #[test]

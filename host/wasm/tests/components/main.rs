@@ -8,4 +8,5 @@ mod common;
 mod cost;
 mod faults;
 mod semver;
+mod source;
 mod transform;

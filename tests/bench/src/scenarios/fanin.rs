@@ -26,10 +26,11 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
         spawn_group("fanin-sub", move || async move {
             let r = async {
                 let mut conn =
-                    Conn::connect(addr, None, "fi-sub", p.keep_alive, BIG_READ_BUF).await?;
+                    Conn::connect(addr, None, "fi-sub", None, p.keep_alive, BIG_READ_BUF).await?;
                 conn.subscribe(&topic, 0).await?;
                 let st = receive_qos0(
                     &mut conn,
+                    p.payload_format,
                     &shared,
                     expected,
                     p.settle,
@@ -48,11 +49,19 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
 
     let publishers = {
         let (shared, topic, addr, pid) = (Arc::clone(&shared), topic.clone(), ctx.addr, ctx.pid);
+        let login = ctx.publisher_login.clone();
         spawn_group("fanin-pubs", move || async move {
             let r = async {
-                let mut conns =
-                    connect_many(addr, "fi-pub", pubs, p.keep_alive, BIG_READ_BUF).await?;
-                warm_up(&mut conns[0], &topic, &shared, 1).await?;
+                let mut conns = connect_many(
+                    addr,
+                    "fi-pub",
+                    pubs,
+                    login.as_ref(),
+                    p.keep_alive,
+                    BIG_READ_BUF,
+                )
+                .await?;
+                warm_up(&mut conns[0], &topic, p.payload_format, &shared, 1).await?;
                 let cpu = CpuMark::take(pid)?;
                 let start = Instant::now();
                 let mut set = tokio::task::JoinSet::new();
@@ -62,7 +71,14 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
                         let first = i as u64 * per_pub;
                         let r = tokio::time::timeout(
                             p.max_time,
-                            flood(&mut conn, &topic, p.payload, i as u32, first, per_pub),
+                            flood(
+                                &mut conn,
+                                &topic,
+                                (p.payload_format, p.payload),
+                                i as u32,
+                                first,
+                                per_pub,
+                            ),
                         )
                         .await;
                         if let Ok(r) = r {

@@ -24,7 +24,8 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
         let (shared, topic, addr) = (Arc::clone(&shared), topic.clone(), ctx.addr);
         spawn_group("fanout-subs", move || async move {
             let r = async {
-                let conns = connect_many(addr, "fo-sub", subs, p.keep_alive, BIG_READ_BUF).await?;
+                let conns =
+                    connect_many(addr, "fo-sub", subs, None, p.keep_alive, BIG_READ_BUF).await?;
                 let mut set = tokio::task::JoinSet::new();
                 for mut conn in conns {
                     let (shared, topic) = (Arc::clone(&shared), topic.clone());
@@ -32,6 +33,7 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
                         conn.subscribe(&topic, 0).await?;
                         let st = receive_qos0(
                             &mut conn,
+                            p.payload_format,
                             &shared,
                             per_sub,
                             p.settle,
@@ -57,16 +59,31 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
 
     let publisher = {
         let (shared, topic, addr, pid) = (Arc::clone(&shared), topic.clone(), ctx.addr, ctx.pid);
+        let login = ctx.publisher_login.clone();
         spawn_group("fanout-pub", move || async move {
             let r = async {
-                let mut conn =
-                    Conn::connect(addr, None, "fo-pub", p.keep_alive, BIG_READ_BUF).await?;
-                warm_up(&mut conn, &topic, &shared, subs).await?;
+                let mut conn = Conn::connect(
+                    addr,
+                    None,
+                    "fo-pub",
+                    login.as_ref(),
+                    p.keep_alive,
+                    BIG_READ_BUF,
+                )
+                .await?;
+                warm_up(&mut conn, &topic, p.payload_format, &shared, subs).await?;
                 let cpu = CpuMark::take(pid)?;
                 let start = Instant::now();
                 let r = tokio::time::timeout(
                     p.max_time,
-                    flood(&mut conn, &topic, p.payload, 0, 0, per_sub),
+                    flood(
+                        &mut conn,
+                        &topic,
+                        (p.payload_format, p.payload),
+                        0,
+                        0,
+                        per_sub,
+                    ),
                 )
                 .await;
                 shared.mark_done();

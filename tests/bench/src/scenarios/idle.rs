@@ -53,7 +53,7 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
                 });
                 let id = format!("idle-{next}");
                 set.spawn(async move {
-                    Conn::connect(addr, local, &id, p.keep_alive, SMALL_READ_BUF).await
+                    Conn::connect(addr, local, &id, None, p.keep_alive, SMALL_READ_BUF).await
                 });
                 next += 1;
             }

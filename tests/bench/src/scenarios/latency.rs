@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use tokio::io::AsyncWriteExt;
 
-use super::{Ctx, Shared, connect_many, payload, read_sent_ns, receive_qos0, spawn_group, warm_up};
+use super::{Ctx, Shared, connect_many, receive_qos0, spawn_group, warm_up};
 use crate::client::{self, BIG_READ_BUF, Conn};
 use crate::procfs::CpuMark;
 use crate::report::{Better, BrokerResult, Metric};
@@ -28,7 +28,8 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
         let (shared, topic, addr) = (Arc::clone(&shared), topic.clone(), ctx.addr);
         spawn_group("latency-subs", move || async move {
             let r = async {
-                let conns = connect_many(addr, "lat-sub", subs, p.keep_alive, BIG_READ_BUF).await?;
+                let conns =
+                    connect_many(addr, "lat-sub", subs, None, p.keep_alive, BIG_READ_BUF).await?;
                 let mut set = tokio::task::JoinSet::new();
                 for mut conn in conns {
                     let (shared, topic) = (Arc::clone(&shared), topic.clone());
@@ -37,12 +38,14 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
                         let mut lat_us: Vec<u32> = Vec::with_capacity(total as usize);
                         let st = receive_qos0(
                             &mut conn,
+                            p.payload_format,
                             &shared,
                             total,
                             p.settle,
                             hard_deadline,
                             |payload, t| {
-                                let sent = base + Duration::from_nanos(read_sent_ns(payload));
+                                let sent_ns = p.payload_format.read_sent_ns(payload);
+                                let sent = base + Duration::from_nanos(sent_ns);
                                 lat_us.push(
                                     t.saturating_duration_since(sent)
                                         .as_micros()
@@ -70,14 +73,28 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
 
     let publisher = {
         let (shared, topic, addr, pid) = (Arc::clone(&shared), topic.clone(), ctx.addr, ctx.pid);
+        let login = ctx.publisher_login.clone();
         spawn_group("latency-pub", move || async move {
             let r = async {
-                let mut conn =
-                    Conn::connect(addr, None, "lat-pub", p.keep_alive, BIG_READ_BUF).await?;
-                warm_up(&mut conn, &topic, &shared, subs).await?;
+                let mut conn = Conn::connect(
+                    addr,
+                    None,
+                    "lat-pub",
+                    login.as_ref(),
+                    p.keep_alive,
+                    BIG_READ_BUF,
+                )
+                .await?;
+                let format = p.payload_format;
+                warm_up(&mut conn, &topic, format, &shared, subs).await?;
                 let mut msg = Vec::new();
-                let at =
-                    client::encode_publish(&mut msg, &topic, 0, 0, &payload(p.payload, 0, 0, 0));
+                let at = client::encode_publish(
+                    &mut msg,
+                    &topic,
+                    0,
+                    0,
+                    &format.build(p.payload, 0, 0, 0),
+                );
                 let interval = Duration::from_secs_f64(1.0 / p.rate as f64);
                 let cpu = CpuMark::take(pid)?;
                 let start = Instant::now();
@@ -91,8 +108,8 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
                     }
                     let now = Instant::now();
                     let sent_ns = now.duration_since(base).as_nanos() as u64;
-                    msg[at..at + 8].copy_from_slice(&seq.to_le_bytes());
-                    msg[at + 8..at + 16].copy_from_slice(&sent_ns.to_le_bytes());
+                    format.write_seq(&mut msg[at..], seq);
+                    format.write_sent_ns(&mut msg[at..], sent_ns);
                     conn.stream.write_all(&msg).await?;
                     due += interval;
                 }

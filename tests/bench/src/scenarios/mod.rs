@@ -1,10 +1,11 @@
 //! The five scenarios and what they share: parameters, client-group threads
 //! (each group runs on its own current_thread tokio runtime), the payload
-//! layout, the warm-up handshake and the QoS 0 receive loop.
+//! layouts, the warm-up handshake and the QoS 0 receive loop.
 //!
-//! Payload layout (little endian): bytes 0..8 sequence number (u64::MAX marks a
-//! warm-up message, never counted), 8..16 send time in nanoseconds since the
-//! run's shared monotonic base `Instant`, 16..20 publisher index, then padding.
+//! Every payload carries a sequence number (u64::MAX marks a warm-up
+//! message, never counted), the send time in nanoseconds since the run's
+//! shared monotonic base `Instant` and the publisher's index, at fixed
+//! offsets so a publisher patches them in place; see [`PayloadFormat`].
 
 pub mod fanin;
 pub mod fanout;
@@ -24,7 +25,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::oneshot;
 use tokio::time::timeout;
 
-use crate::client::{self, Conn, Packet};
+use crate::client::{self, Conn, Credentials, Packet};
 use crate::report::BrokerResult;
 
 /// Scenario sizes and knobs (from the command line).
@@ -37,6 +38,8 @@ pub struct Params {
     pub subscribers: usize,
     pub publishers: usize,
     pub payload: usize,
+    /// What the payload bytes look like (the same for every broker).
+    pub payload_format: PayloadFormat,
     /// Latency run length.
     pub duration: Duration,
     /// Latency publish rate, msg/s.
@@ -60,6 +63,10 @@ pub struct Ctx {
     pub params: Params,
     /// Unique per scenario run: topics are `bench/<tag>/...`.
     pub tag: String,
+    /// The user name and password publishers send in CONNECT (the broker
+    /// lets only this user publish); `None`: publishers are anonymous.
+    /// Subscribers and idle connections are always anonymous.
+    pub publisher_login: Option<Credentials>,
 }
 
 impl Ctx {
@@ -105,22 +112,20 @@ impl Scenario {
     }
 
     pub fn title(self, p: &Params) -> String {
+        let payloads = format!("{}-byte {} payloads", p.payload, p.payload_format.name());
         match self {
             Scenario::FanOut => format!(
-                "Fan-out: 1 publisher -> {} subscribers, QoS 0, {}-byte payloads",
-                p.subscribers, p.payload
+                "Fan-out: 1 publisher -> {} subscribers, QoS 0, {payloads}",
+                p.subscribers
             ),
             Scenario::FanIn => format!(
-                "Fan-in: {} publishers -> 1 subscriber, QoS 0, {}-byte payloads",
-                p.publishers, p.payload
+                "Fan-in: {} publishers -> 1 subscriber, QoS 0, {payloads}",
+                p.publishers
             ),
-            Scenario::Qos1 => format!(
-                "QoS 1, 1 publisher -> 1 subscriber, {}-byte payloads",
-                p.payload
-            ),
+            Scenario::Qos1 => format!("QoS 1, 1 publisher -> 1 subscriber, {payloads}"),
             Scenario::Latency => format!(
-                "Latency: {} msg/s to {} subscribers, QoS 0, {}-byte payloads",
-                p.rate, p.subscribers, p.payload
+                "Latency: {} msg/s to {} subscribers, QoS 0, {payloads}",
+                p.rate, p.subscribers
             ),
             Scenario::Idle => format!("Idle connections: {}", p.connections),
         }
@@ -213,28 +218,143 @@ where
 
 pub const WARMUP_SEQ: u64 = u64::MAX;
 
-/// Builds a payload of `len` bytes (at least 20).
-pub fn payload(len: usize, seq: u64, sent_ns: u64, publisher: u32) -> Vec<u8> {
-    let mut p = vec![0x5a; len.max(20)];
-    write_header(&mut p, seq, sent_ns, publisher);
-    p
+/// What the payload bytes look like. The same format goes to every broker
+/// of a run, so the comparison stays fair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PayloadFormat {
+    /// A small JSON object, the realistic case for a transform such as
+    /// redact: `{"seq":"<16 hex>","sent":"<16 hex>","pub":"<8 hex>",
+    /// "data":"xxx..."}`, padded with `x` in `data` to the payload size.
+    /// It has no `email` field, so redact answers pass.
+    Json,
+    /// The same object with the padding in an `email` field instead of
+    /// `data`: redact removes it and answers replace (its expensive path);
+    /// receivers get the shorter object.
+    JsonEmail,
+    /// Little endian binary: bytes 0..8 sequence number, 8..16 send time,
+    /// 16..20 publisher index, then padding (0x5a).
+    Binary,
 }
 
-pub fn write_header(p: &mut [u8], seq: u64, sent_ns: u64, publisher: u32) {
-    p[0..8].copy_from_slice(&seq.to_le_bytes());
-    p[8..16].copy_from_slice(&sent_ns.to_le_bytes());
-    p[16..20].copy_from_slice(&publisher.to_le_bytes());
+/// Offsets of the hex digits in the JSON formats.
+const JSON_SEQ_AT: usize = 8; // {"seq":"
+const JSON_SENT_AT: usize = JSON_SEQ_AT + 16 + 10; // ","sent":"
+const JSON_PUB_AT: usize = JSON_SENT_AT + 16 + 9; // ","pub":"
+
+impl PayloadFormat {
+    pub const ALL: [PayloadFormat; 3] = [
+        PayloadFormat::Json,
+        PayloadFormat::JsonEmail,
+        PayloadFormat::Binary,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PayloadFormat::Json => "json",
+            PayloadFormat::JsonEmail => "json-email",
+            PayloadFormat::Binary => "binary",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<PayloadFormat> {
+        PayloadFormat::ALL
+            .into_iter()
+            .find(|f| f.name() == s.trim())
+            .with_context(|| format!("unknown payload format {s:?} (json, json-email, binary)"))
+    }
+
+    /// The JSON key of the padding.
+    fn pad_key(self) -> &'static str {
+        if self == PayloadFormat::JsonEmail {
+            "email"
+        } else {
+            "data"
+        }
+    }
+
+    /// The smallest payload of this format (no padding).
+    pub fn min_len(self) -> usize {
+        match self {
+            PayloadFormat::Binary => 20,
+            // ...<8 hex>","<key>":""}
+            _ => JSON_PUB_AT + 8 + 3 + self.pad_key().len() + 3 + 2,
+        }
+    }
+
+    /// A payload of `len` bytes (at least `min_len`).
+    pub fn build(self, len: usize, seq: u64, sent_ns: u64, publisher: u32) -> Vec<u8> {
+        let len = len.max(self.min_len());
+        let mut p = match self {
+            PayloadFormat::Binary => vec![0x5a; len],
+            _ => {
+                let head = format!(
+                    "{{\"seq\":\"{:016x}\",\"sent\":\"{:016x}\",\"pub\":\"{:08x}\",\"{}\":\"",
+                    0,
+                    0,
+                    publisher,
+                    self.pad_key()
+                );
+                let mut p = head.into_bytes();
+                p.resize(len - 2, b'x');
+                p.extend_from_slice(b"\"}");
+                p
+            }
+        };
+        if self == PayloadFormat::Binary {
+            p[16..20].copy_from_slice(&publisher.to_le_bytes());
+        }
+        self.write_seq(&mut p, seq);
+        self.write_sent_ns(&mut p, sent_ns);
+        p
+    }
+
+    pub fn write_seq(self, p: &mut [u8], seq: u64) {
+        match self {
+            PayloadFormat::Binary => p[0..8].copy_from_slice(&seq.to_le_bytes()),
+            _ => write_hex(&mut p[JSON_SEQ_AT..JSON_SEQ_AT + 16], seq),
+        }
+    }
+
+    pub fn write_sent_ns(self, p: &mut [u8], sent_ns: u64) {
+        match self {
+            PayloadFormat::Binary => p[8..16].copy_from_slice(&sent_ns.to_le_bytes()),
+            _ => write_hex(&mut p[JSON_SENT_AT..JSON_SENT_AT + 16], sent_ns),
+        }
+    }
+
+    /// The sequence number (`WARMUP_SEQ - 1` if unreadable).
+    pub fn read_seq(self, p: &[u8]) -> u64 {
+        match self {
+            PayloadFormat::Binary => p
+                .get(0..8)
+                .map(|b| u64::from_le_bytes(b.try_into().unwrap())),
+            _ => p.get(JSON_SEQ_AT..JSON_SEQ_AT + 16).and_then(read_hex),
+        }
+        .unwrap_or(WARMUP_SEQ - 1)
+    }
+
+    pub fn read_sent_ns(self, p: &[u8]) -> u64 {
+        match self {
+            PayloadFormat::Binary => p
+                .get(8..16)
+                .map(|b| u64::from_le_bytes(b.try_into().unwrap())),
+            _ => p.get(JSON_SENT_AT..JSON_SENT_AT + 16).and_then(read_hex),
+        }
+        .unwrap_or(0)
+    }
 }
 
-pub fn read_seq(p: &[u8]) -> u64 {
-    p.get(0..8).map_or(WARMUP_SEQ - 1, |b| {
-        u64::from_le_bytes(b.try_into().unwrap())
-    })
+/// Writes `v` as `out.len()` lowercase hex digits (most significant first).
+fn write_hex(out: &mut [u8], mut v: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in out.iter_mut().rev() {
+        *b = DIGITS[(v & 0xf) as usize];
+        v >>= 4;
+    }
 }
 
-pub fn read_sent_ns(p: &[u8]) -> u64 {
-    p.get(8..16)
-        .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap()))
+fn read_hex(digits: &[u8]) -> Option<u64> {
+    u64::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
 }
 
 /// Coordination between a publisher group and a receiver group.
@@ -296,11 +416,13 @@ impl Shared {
 pub async fn warm_up(
     conn: &mut Conn,
     topic: &str,
+    format: PayloadFormat,
     shared: &Shared,
     receivers: usize,
 ) -> Result<()> {
     let mut msg = Vec::new();
-    client::encode_publish(&mut msg, topic, 0, 0, &payload(20, WARMUP_SEQ, 0, 0));
+    let payload = format.build(0, WARMUP_SEQ, 0, 0);
+    client::encode_publish(&mut msg, topic, 0, 0, &payload);
     let deadline = Instant::now() + Duration::from_secs(30);
     while shared.warmed.load(Ordering::Acquire) < receivers {
         if shared.abort.load(Ordering::Relaxed) {
@@ -365,6 +487,7 @@ pub struct RecvStats {
 /// `on_msg(payload, read_time)` sees every counted message.
 pub async fn receive_qos0(
     conn: &mut Conn,
+    format: PayloadFormat,
     shared: &Shared,
     expected: u64,
     settle: Duration,
@@ -399,7 +522,7 @@ pub async fn receive_qos0(
         let t = Instant::now();
         conn.drain(|p| {
             if let Packet::Publish { payload, .. } = p {
-                if read_seq(payload) == WARMUP_SEQ {
+                if format.read_seq(payload) == WARMUP_SEQ {
                     if !warmed {
                         warmed = true;
                         shared.warmed.fetch_add(1, Ordering::AcqRel);
@@ -420,7 +543,7 @@ pub async fn receive_qos0(
 pub async fn flood(
     conn: &mut Conn,
     topic: &str,
-    payload_len: usize,
+    (format, payload_len): (PayloadFormat, usize),
     publisher: u32,
     first: u64,
     count: u64,
@@ -432,7 +555,7 @@ pub async fn flood(
         topic,
         0,
         0,
-        &payload(payload_len, 0, 0, publisher),
+        &format.build(payload_len, 0, 0, publisher),
     );
     let mut batch = Vec::with_capacity(template.len() * BATCH as usize);
     let mut seq = first;
@@ -443,7 +566,7 @@ pub async fn flood(
         for _ in 0..n {
             let off = batch.len() + at;
             batch.extend_from_slice(&template);
-            batch[off..off + 8].copy_from_slice(&seq.to_le_bytes());
+            format.write_seq(&mut batch[off..], seq);
             seq += 1;
         }
         conn.stream.write_all(&batch).await?;
@@ -451,11 +574,13 @@ pub async fn flood(
     Ok(())
 }
 
-/// Connects `n` clients named `<prefix>-<i>` concurrently (at most 200 at once).
+/// Connects `n` clients named `<prefix>-<i>` concurrently (at most 200 at
+/// once), all with `login` if given.
 pub async fn connect_many(
     addr: SocketAddr,
     prefix: &str,
     n: usize,
+    login: Option<&Credentials>,
     keep_alive: u16,
     read_buf: usize,
 ) -> Result<Vec<Conn>> {
@@ -466,10 +591,11 @@ pub async fn connect_many(
         while next < n && set.len() < 200 {
             let id = format!("{prefix}-{next}");
             let i = next;
+            let login = login.cloned();
             set.spawn(async move {
                 (
                     i,
-                    Conn::connect(addr, None, &id, keep_alive, read_buf).await,
+                    Conn::connect(addr, None, &id, login.as_ref(), keep_alive, read_buf).await,
                 )
             });
             next += 1;
@@ -536,4 +662,42 @@ pub fn qos0_result(
         r.notes.push("publishing hit --max-secs".into());
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_formats_roundtrip() {
+        for format in PayloadFormat::ALL {
+            for len in [0, format.min_len(), 100, 1000] {
+                let mut p = format.build(len, 7, 123_456_789, 3);
+                assert_eq!(p.len(), len.max(format.min_len()), "{format:?}");
+                assert_eq!(format.read_seq(&p), 7);
+                assert_eq!(format.read_sent_ns(&p), 123_456_789);
+                format.write_seq(&mut p, WARMUP_SEQ);
+                format.write_sent_ns(&mut p, 42);
+                assert_eq!(format.read_seq(&p), WARMUP_SEQ);
+                assert_eq!(format.read_sent_ns(&p), 42);
+            }
+        }
+    }
+
+    #[test]
+    fn json_payloads_are_json() {
+        let p = PayloadFormat::Json.build(100, 0x1f, 0x2e, 5);
+        let text = std::str::from_utf8(&p).unwrap();
+        assert_eq!(
+            text,
+            r#"{"seq":"000000000000001f","sent":"000000000000002e","pub":"00000005","data":"xxxxxxxxxxxxxxxxxxxxx"}"#
+        );
+        assert!(!text.contains("email"));
+        let p = PayloadFormat::JsonEmail.build(0, 1, 2, 3);
+        assert!(std::str::from_utf8(&p).unwrap().ends_with(r#""email":""}"#));
+        // What redact leaves of it still carries the sequence number.
+        let redacted = br#"{"seq":"0000000000000009","sent":"0000000000000002","pub":"00000003"}"#;
+        assert_eq!(PayloadFormat::JsonEmail.read_seq(redacted), 9);
+        assert_eq!(PayloadFormat::JsonEmail.read_sent_ns(redacted), 2);
+    }
 }

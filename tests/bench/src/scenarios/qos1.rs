@@ -13,9 +13,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
 use tokio::time::timeout;
 
-use super::{
-    Ctx, Shared, WARMUP_SEQ, payload, read_seq, receiver_should_stop, spawn_group, ticker, warm_up,
-};
+use super::{Ctx, Shared, WARMUP_SEQ, receiver_should_stop, spawn_group, ticker, warm_up};
 use crate::client::{self, BIG_READ_BUF, Conn, Packet};
 use crate::procfs::CpuMark;
 use crate::report::{Better, BrokerResult, Metric, Status};
@@ -54,7 +52,7 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
         spawn_group("qos1-sub", move || async move {
             let r = async {
                 let mut conn =
-                    Conn::connect(addr, None, "q1-sub", p.keep_alive, BIG_READ_BUF).await?;
+                    Conn::connect(addr, None, "q1-sub", None, p.keep_alive, BIG_READ_BUF).await?;
                 conn.subscribe(&topic, 1).await?;
                 let mut seen = vec![false; n as usize];
                 let mut st = SubStats {
@@ -90,7 +88,7 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
                             if qos == 1 {
                                 client::encode_puback(&mut acks, pid);
                             }
-                            let seq = read_seq(payload);
+                            let seq = p.payload_format.read_seq(payload);
                             if seq == WARMUP_SEQ {
                                 if !warmed {
                                     warmed = true;
@@ -130,18 +128,27 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
     let publisher = {
         let (shared, topic, addr, pid) = (Arc::clone(&shared), topic.clone(), ctx.addr, ctx.pid);
         let (received, progress) = (Arc::clone(&received), Arc::clone(&progress));
+        let login = ctx.publisher_login.clone();
         spawn_group("qos1-pub", move || async move {
             let r = async {
-                let mut conn =
-                    Conn::connect(addr, None, "q1-pub", p.keep_alive, BIG_READ_BUF).await?;
-                warm_up(&mut conn, &topic, &shared, 1).await?;
+                let mut conn = Conn::connect(
+                    addr,
+                    None,
+                    "q1-pub",
+                    login.as_ref(),
+                    p.keep_alive,
+                    BIG_READ_BUF,
+                )
+                .await?;
+                let format = p.payload_format;
+                warm_up(&mut conn, &topic, format, &shared, 1).await?;
                 let mut template = Vec::new();
                 let at = client::encode_publish(
                     &mut template,
                     &topic,
                     1,
                     0,
-                    &payload(p.payload, 0, 0, 0),
+                    &format.build(p.payload, 0, 0, 0),
                 );
                 let pid_at = at - 2;
                 let mut outstanding = vec![false; 65536];
@@ -178,7 +185,7 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
                             batch.extend_from_slice(&template);
                             batch[off + pid_at..off + pid_at + 2]
                                 .copy_from_slice(&next_pid.to_be_bytes());
-                            batch[off + at..off + at + 8].copy_from_slice(&st.sent.to_le_bytes());
+                            format.write_seq(&mut batch[off + at..], st.sent);
                             st.sent += 1;
                             inflight += 1;
                         }

@@ -1,0 +1,254 @@
+//! `[[source]]` entries: the sources (world `source`) the broker runs, each
+//! with its component file, topic prefix, own config table, grants and
+//! limits. Checked when the config is read, with errors naming the key
+//! (`source[2].grants.tcp[0]: ...`).
+//!
+//! ```toml
+//! [[source]]
+//! name = "gerrit"                       # unique; in logs; publisher id "$source/gerrit"
+//! path = "gerrit-source.wasm"           # relative to the config file (embedded default: the component dir)
+//! prefix = "gerrit"                     # it may publish under gerrit/... only
+//!
+//! [source.config]                       # read by the component (WIT `config`)
+//! host = "review.example.org"
+//!
+//! [source.grants]                       # nothing is granted unless named here
+//! tcp = ["review.example.org:29418"]    # host:port, *.domain:port, [v6]:port, port * for any
+//! stdio = "log"                         # its stdout/stderr into the log (default "discard")
+//!
+//! [source.limits]
+//! memory_mib = 64
+//! ```
+//!
+//! Relative paths are resolved like every other component path (see
+//! [`super::component_dir`]).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use firehose_wasm::source::DEFAULT_MEMORY_MIB;
+use firehose_wasm::{SourceSpec, StdioMode, TcpGrant, TopicPrefix};
+use serde::Deserialize;
+
+use super::flatten;
+
+/// One `[[source]]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Names the source in logs, counters and its publisher id.
+    pub name: String,
+    /// The `.wasm` file.
+    pub path: PathBuf,
+    /// The topic subtree it may publish in (`gerrit` admits `gerrit/...`).
+    pub prefix: String,
+    /// The component's own settings (WIT `config`), flattened like
+    /// `[acl.config]`.
+    #[serde(default)]
+    pub config: toml::Table,
+    #[serde(default)]
+    pub grants: GrantsConfig,
+    #[serde(default)]
+    pub limits: SourceLimitsConfig,
+}
+
+/// `[source.grants]`: what the source may use beyond publishing.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantsConfig {
+    /// Outbound TCP: `host:port` patterns.
+    #[serde(default)]
+    pub tcp: Vec<String>,
+    /// Outbound HTTP by URL pattern: not implemented yet; any entry is
+    /// refused with an error that says so (grant the host's TCP port and
+    /// speak HTTP over it instead).
+    #[serde(default)]
+    pub http: Vec<String>,
+    /// Its stdout and stderr: "discard" (default) or "log".
+    #[serde(default = "discard")]
+    pub stdio: StdioMode,
+}
+
+impl Default for GrantsConfig {
+    fn default() -> Self {
+        GrantsConfig {
+            tcp: Vec::new(),
+            http: Vec::new(),
+            stdio: StdioMode::Discard,
+        }
+    }
+}
+
+fn discard() -> StdioMode {
+    StdioMode::Discard
+}
+
+/// `[source.limits]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourceLimitsConfig {
+    /// Cap on the source's linear memory, in MiB.
+    pub memory_mib: u32,
+}
+
+impl Default for SourceLimitsConfig {
+    fn default() -> Self {
+        SourceLimitsConfig {
+            memory_mib: DEFAULT_MEMORY_MIB,
+        }
+    }
+}
+
+impl SourceConfig {
+    /// The runtime's spec for this entry; `max_message_bytes` is the
+    /// broker's packet size limit. Fails only for an entry that did not
+    /// pass [`validate`].
+    pub fn spec(&self, max_message_bytes: u32) -> Result<SourceSpec, String> {
+        let prefix = TopicPrefix::parse(&self.prefix).map_err(|e| format!("prefix: {e}"))?;
+        let mut spec = SourceSpec::new(&self.name, &self.path, prefix);
+        spec.config = flatten(&self.config);
+        spec.tcp = self
+            .grants
+            .tcp
+            .iter()
+            .map(|g| TcpGrant::parse(g))
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("grants.tcp: {e}"))?;
+        spec.stdio = self.grants.stdio;
+        spec.memory_mib = self.limits.memory_mib;
+        spec.max_message_bytes = max_message_bytes;
+        Ok(spec)
+    }
+}
+
+/// Makes each relative source path absolute against `base`.
+pub(super) fn resolve_paths(sources: &mut [SourceConfig], base: &Path) {
+    for source in sources {
+        if source.path.is_relative() {
+            source.path = base.join(&source.path);
+        }
+    }
+}
+
+/// Checks every entry; the error is `(key, message)`.
+pub(super) fn validate(sources: &[SourceConfig]) -> Result<(), (String, String)> {
+    let mut names = HashSet::new();
+    for (i, source) in sources.iter().enumerate() {
+        let key = |field: &str| format!("source[{i}].{field}");
+        let name = &source.name;
+        if name.is_empty() || name.len() > 64 {
+            return Err((key("name"), "must be 1 to 64 characters".into()));
+        }
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
+            return Err((
+                key("name"),
+                format!("{name:?}: use letters, digits, '-', '_' and '.' only"),
+            ));
+        }
+        if !names.insert(name.as_str()) {
+            return Err((key("name"), format!("duplicate source {name:?}")));
+        }
+        if source.path.as_os_str().is_empty() {
+            return Err((key("path"), "must name the source's .wasm file".into()));
+        }
+        TopicPrefix::parse(&source.prefix).map_err(|message| (key("prefix"), message))?;
+        firehose_wasm::source::grants::parse_tcp_grants(&source.grants.tcp)
+            .map_err(|(j, e)| (key(&format!("grants.tcp[{j}]")), e.to_string()))?;
+        if let Some(entry) = source.grants.http.first() {
+            return Err((
+                key("grants.http[0]"),
+                format!(
+                    "{entry:?}: HTTP grants are not implemented yet; grant the server's \
+                     host:port under grants.tcp and speak HTTP over it"
+                ),
+            ));
+        }
+        if !(1..=4096).contains(&source.limits.memory_mib) {
+            return Err((
+                key("limits.memory_mib"),
+                format!("{}: must be between 1 and 4096", source.limits.memory_mib),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LISTENER: &str =
+        "[[listener]]\nname = \"a\"\nkind = \"mqtt\"\naddress = \"127.0.0.1:1884\"\n";
+
+    fn invalid(sources: &str) -> (String, String) {
+        let text = format!("{LISTENER}{sources}");
+        match super::super::Config::from_toml(&text, "test.toml") {
+            Err(super::super::ConfigError::Invalid { key, message, .. }) => (key, message),
+            other => panic!("expected an Invalid error, got {other:?}"),
+        }
+    }
+
+    const OK: &str = "[[source]]\nname = \"g\"\npath = \"g.wasm\"\nprefix = \"gerrit\"\n";
+
+    #[test]
+    fn a_full_entry_becomes_a_spec() {
+        let text = format!(
+            "{LISTENER}{OK}[source.config]\nhost = \"h\"\nport = 29418\n\
+             [source.grants]\ntcp = [\"review.example.org:29418\"]\nstdio = \"log\"\n\
+             [source.limits]\nmemory_mib = 32\n"
+        );
+        let config = super::super::Config::from_toml(&text, "t.toml").unwrap();
+        let spec = config.sources[0].spec(1000).unwrap();
+        assert_eq!(spec.name, "g");
+        assert_eq!(spec.prefix.as_str(), "gerrit/");
+        assert_eq!(spec.config["port"], "29418");
+        assert_eq!(spec.tcp[0].to_string(), "review.example.org:29418");
+        assert_eq!(spec.stdio, StdioMode::Log);
+        assert_eq!(spec.memory_mib, 32);
+        assert_eq!(spec.max_message_bytes, 1000);
+    }
+
+    #[test]
+    fn nothing_is_granted_by_default() {
+        let config = super::super::Config::from_toml(&format!("{LISTENER}{OK}"), "t").unwrap();
+        let spec = config.sources[0].spec(1000).unwrap();
+        assert!(spec.tcp.is_empty());
+        assert_eq!(spec.stdio, StdioMode::Discard);
+        assert_eq!(spec.memory_mib, DEFAULT_MEMORY_MIB);
+    }
+
+    #[test]
+    fn a_bad_grant_is_named_by_its_key_and_entry() {
+        let (key, message) = invalid(&format!(
+            "{OK}[[source]]\nname = \"h\"\npath = \"h.wasm\"\nprefix = \"h\"\n\
+             [source.grants]\ntcp = [\"ok.example.org:1\", \"nope\"]\n"
+        ));
+        assert_eq!(key, "source[1].grants.tcp[1]");
+        assert!(message.contains("\"nope\""), "{message}");
+    }
+
+    #[test]
+    fn duplicate_names_bad_prefixes_http_grants_and_limits_are_refused() {
+        let (key, _) = invalid(&format!("{OK}{OK}"));
+        assert_eq!(key, "source[1].name");
+        let (key, _) = invalid("[[source]]\nname = \"g\"\npath = \"g.wasm\"\nprefix = \"a/#\"\n");
+        assert_eq!(key, "source[0].prefix");
+        let (key, message) = invalid(&format!("{OK}[source.grants]\nhttp = [\"https://x/*\"]\n"));
+        assert_eq!(key, "source[0].grants.http[0]");
+        assert!(message.contains("not implemented"), "{message}");
+        let (key, _) = invalid(&format!("{OK}[source.limits]\nmemory_mib = 0\n"));
+        assert_eq!(key, "source[0].limits.memory_mib");
+        let (key, _) = invalid("[[source]]\nname = \"a b\"\npath = \"g.wasm\"\nprefix = \"a\"\n");
+        assert_eq!(key, "source[0].name");
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_base() {
+        let mut config = super::super::Config::from_toml(&format!("{LISTENER}{OK}"), "t").unwrap();
+        resolve_paths(&mut config.sources, Path::new("/etc/firehose"));
+        assert_eq!(config.sources[0].path, Path::new("/etc/firehose/g.wasm"));
+    }
+}

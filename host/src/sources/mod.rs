@@ -1,0 +1,201 @@
+//! Sources: the `[[source]]` components the broker runs, each in a task
+//! of its own under a [`supervisor::Supervisor`], publishing through
+//! [`sink::BrokerSink`].
+//!
+//! - At start every source is loaded (checked, compiled, linked) before
+//!   the broker serves: a source that cannot be loaded stops the start,
+//!   naming its `[[source]]` entry and file.
+//! - On reload (SIGHUP) the new entries are compared with the running
+//!   ones by name: a new name is loaded and started, a missing one is
+//!   stopped, one whose entry or `.wasm` file changed is loaded anew and,
+//!   only if that worked, replaces the old one. A source that fails to
+//!   load on reload is logged and left as it was (absent, or the old
+//!   version). Subscribers and other sources are untouched.
+//! - On shutdown every source is told to stop at once, then given
+//!   [`STOP_GRACE`] to return.
+
+pub mod sink;
+pub mod supervisor;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+use firehose_wasm::{ComponentCache, Source, SourceSink, WasmEngine};
+use tokio::sync::Mutex;
+use tracing::{info, warn};
+
+use crate::broker::Broker;
+use crate::config::{Config, SourceConfig};
+use sink::BrokerSink;
+use supervisor::{Backoff, Supervisor};
+
+/// How long sources get to return after they were asked to stop.
+pub const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// The running sources.
+pub struct Sources {
+    running: Mutex<BTreeMap<String, Running>>,
+    sink: Arc<dyn SourceSink>,
+    engine: WasmEngine,
+    cache: ComponentCache,
+    max_message_bytes: u32,
+}
+
+struct Running {
+    config: SourceConfig,
+    file: Option<FileStamp>,
+    supervisor: Supervisor,
+}
+
+/// What identifies a version of a `.wasm` file without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+fn stamp(config: &SourceConfig) -> Option<FileStamp> {
+    let meta = std::fs::metadata(&config.path).ok()?;
+    Some(FileStamp {
+        len: meta.len(),
+        modified: meta.modified().ok(),
+    })
+}
+
+impl Sources {
+    /// Loads and starts every source of `config`; fails on the first one
+    /// that cannot be loaded.
+    pub async fn start(
+        config: &Config,
+        broker: &Arc<Broker>,
+        engine: &WasmEngine,
+        cache: &ComponentCache,
+    ) -> anyhow::Result<Sources> {
+        let sources = Sources {
+            running: Mutex::new(BTreeMap::new()),
+            sink: Arc::new(BrokerSink::new(broker.clone())),
+            engine: engine.clone(),
+            cache: cache.clone(),
+            max_message_bytes: config.limits.max_packet_size,
+        };
+        // Load every source before starting any: a start that fails
+        // leaves nothing running.
+        let mut loaded = Vec::with_capacity(config.sources.len());
+        for (i, entry) in config.sources.iter().enumerate() {
+            let source = sources
+                .load(entry)
+                .await
+                .with_context(|| format!("config key source[{i}] ({})", entry.name))?;
+            loaded.push((entry, source));
+        }
+        {
+            let mut running = sources.running.lock().await;
+            for (entry, source) in loaded {
+                running.insert(entry.name.clone(), sources.launch(entry, source));
+            }
+        }
+        Ok(sources)
+    }
+
+    async fn load(&self, entry: &SourceConfig) -> anyhow::Result<Source> {
+        let spec = entry
+            .spec(self.max_message_bytes)
+            .map_err(|message| anyhow::anyhow!(message))?;
+        Ok(Source::load(&self.engine, &self.cache, spec).await?)
+    }
+
+    fn launch(&self, entry: &SourceConfig, source: Source) -> Running {
+        Running {
+            config: entry.clone(),
+            file: stamp(entry),
+            supervisor: Supervisor::start(source, self.sink.clone(), Backoff::default()),
+        }
+    }
+
+    /// Applies the `[[source]]` entries of a re-read config.
+    pub async fn reload(&self, config: &Config) {
+        let mut running = self.running.lock().await;
+        let wanted: BTreeMap<&str, &SourceConfig> = config
+            .sources
+            .iter()
+            .map(|s| (s.name.as_str(), s))
+            .collect();
+        let deadline = Instant::now() + STOP_GRACE;
+
+        let removed: Vec<String> = running
+            .keys()
+            .filter(|name| !wanted.contains_key(name.as_str()))
+            .cloned()
+            .collect();
+        for name in removed {
+            if let Some(old) = running.remove(&name) {
+                old.supervisor.stop(deadline).await;
+                info!(source = %name, "reload: source removed");
+            }
+        }
+
+        let (mut added, mut replaced, mut kept, mut failed) = (0, 0, 0, 0);
+        for (name, entry) in wanted {
+            let unchanged = running
+                .get(name)
+                .is_some_and(|r| r.config == *entry && r.file == stamp(entry));
+            if unchanged {
+                kept += 1;
+                continue;
+            }
+            let source = match self.load(entry).await {
+                Ok(source) => source,
+                Err(error) => {
+                    failed += 1;
+                    let kept_old = if running.contains_key(name) {
+                        "; the running version stays"
+                    } else {
+                        "; it is not started"
+                    };
+                    warn!(
+                        source = %name,
+                        error = format!("{error:#}"),
+                        "reload: source not loaded{kept_old}"
+                    );
+                    continue;
+                }
+            };
+            if let Some(old) = running.remove(name) {
+                old.supervisor.stop(Instant::now() + STOP_GRACE).await;
+                replaced += 1;
+                info!(source = %name, "reload: source changed; restarted with the new entry");
+            } else {
+                added += 1;
+                info!(source = %name, "reload: source added");
+            }
+            running.insert(name.to_owned(), self.launch(entry, source));
+        }
+        info!(
+            added,
+            replaced,
+            kept,
+            failed,
+            running = running.len(),
+            "reload: sources reloaded"
+        );
+    }
+
+    /// Stops every source: all are told at once, then each gets until
+    /// the common grace deadline to return.
+    pub async fn stop(&self) {
+        let mut running = self.running.lock().await;
+        if running.is_empty() {
+            return;
+        }
+        for r in running.values() {
+            r.supervisor.signal_stop();
+        }
+        let deadline = Instant::now() + STOP_GRACE;
+        for (_, r) in std::mem::take(&mut *running) {
+            r.supervisor.stop(deadline).await;
+        }
+        info!("sources stopped");
+    }
+}

@@ -1,0 +1,100 @@
+//! Where a source's accepted messages go: into the broker, exactly like
+//! a client's publish after its ACL check (transform chains, then the
+//! router), with the publisher id `$source/<name>`.
+//!
+//! `publish` returns once the broker has taken the message: it awaits
+//! the transform chain for the topic, which is the backpressure a source
+//! feels. Routing itself never waits for a slow subscriber (each
+//! subscriber's bounded queues apply their own limits, as for every
+//! publisher).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use firehose_mqtt::{PublishProperties, QoS};
+use firehose_wasm::{Qos, SinkError, SourceSink};
+
+use crate::broker::Broker;
+use crate::message::Message;
+
+/// The publisher id of a source's messages.
+pub fn publisher_id(source: &str) -> String {
+    format!("$source/{source}")
+}
+
+/// Hands messages to the broker.
+pub struct BrokerSink {
+    broker: Arc<Broker>,
+}
+
+impl BrokerSink {
+    pub fn new(broker: Arc<Broker>) -> Self {
+        BrokerSink { broker }
+    }
+}
+
+impl SourceSink for BrokerSink {
+    fn publish<'a>(
+        &'a self,
+        source: &'a str,
+        message: firehose_wasm::Message,
+    ) -> Pin<Box<dyn Future<Output = Result<(), SinkError>> + Send + 'a>> {
+        Box::pin(async move {
+            self.broker
+                .ingest(Arc::new(broker_message(source, message)))
+                .await;
+            Ok(())
+        })
+    }
+}
+
+/// The broker's message for a source's `message`.
+pub fn broker_message(source: &str, message: firehose_wasm::Message) -> Message {
+    Message {
+        topic: Arc::from(message.topic),
+        payload: Bytes::from(message.payload),
+        qos: match message.qos {
+            Qos::AtMostOnce => QoS::AtMostOnce,
+            Qos::AtLeastOnce => QoS::AtLeastOnce,
+            Qos::ExactlyOnce => QoS::ExactlyOnce,
+        },
+        retain: message.retain,
+        properties: PublishProperties {
+            content_type: message.content_type,
+            user_properties: message.user_properties,
+            ..PublishProperties::default()
+        },
+        expires_at: None,
+        publisher: Arc::from(publisher_id(source)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_message_keeps_its_fields_and_names_its_source() {
+        let m = firehose_wasm::Message {
+            topic: "demo/clock/tick".into(),
+            payload: b"{}".to_vec(),
+            qos: Qos::AtLeastOnce,
+            retain: true,
+            content_type: Some("application/json".into()),
+            user_properties: vec![("k".into(), "v".into())],
+        };
+        let b = broker_message("demo", m);
+        assert_eq!(&*b.topic, "demo/clock/tick");
+        assert_eq!(&b.payload[..], b"{}");
+        assert_eq!(b.qos, QoS::AtLeastOnce);
+        assert!(b.retain);
+        assert_eq!(
+            b.properties.content_type.as_deref(),
+            Some("application/json")
+        );
+        assert_eq!(b.properties.user_properties, vec![("k".into(), "v".into())]);
+        assert_eq!(&*b.publisher, "$source/demo");
+    }
+}

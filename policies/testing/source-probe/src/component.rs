@@ -1,0 +1,170 @@
+//! The wit-bindgen glue and the probes.
+
+use std::io::Read;
+use std::time::Duration;
+
+use crate::tcp;
+
+wit_bindgen::generate!({ path: "../../../wit", world: "source" });
+
+use exports::firehose::bus::run::Guest;
+use firehose::bus::config;
+use firehose::bus::log::{Level, log};
+use firehose::bus::publish::{PublishError, publish};
+use firehose::bus::types::{Message, Qos};
+
+struct Probe;
+
+fn message(topic: String, payload: String, retain: bool) -> Message {
+    Message {
+        topic,
+        payload: payload.into_bytes(),
+        qos: Qos::AtLeastOnce,
+        retain,
+        content_type: Some("text/plain".to_owned()),
+        user_properties: Vec::new(),
+    }
+}
+
+/// Publishes one report; a failure to publish it ends the run.
+fn report(prefix: &str, check: &str, result: Result<String, String>) -> Result<(), String> {
+    let payload = match result {
+        Ok(text) => format!("ok: {text}"),
+        Err(text) => format!("err: {text}"),
+    };
+    log(Level::Info, &format!("{check}: {payload}"));
+    publish(&message(format!("{prefix}report/{check}"), payload, true))
+        .map_err(|e| format!("publishing report {check}: {e:?}"))
+}
+
+fn echo(addr: &str) -> Result<String, String> {
+    let mut connection = tcp::connect(addr)?;
+    connection.write_all(b"hello from the probe\n")?;
+    connection.read_line()
+}
+
+fn probe(prefix: &str) -> Result<(), String> {
+    if let Some(addr) = config::get("granted") {
+        report(prefix, "connect-granted", echo(&addr))?;
+    }
+    if let Some(addr) = config::get("denied") {
+        report(prefix, "connect-denied", echo(&addr))?;
+    }
+    if let Some(addr) = config::get("denied_name") {
+        report(prefix, "lookup-denied", echo(&addr))?;
+    }
+    report(
+        prefix,
+        "file",
+        std::fs::read_to_string("/etc/passwd")
+            .map(|text| format!("read {} bytes of /etc/passwd", text.len()))
+            .map_err(|e| format!("/etc/passwd: {e}")),
+    )?;
+    report(
+        prefix,
+        "dir",
+        std::fs::read_dir(".")
+            .map(|entries| format!("listed {} entries of .", entries.count()))
+            .map_err(|e| format!(".: {e}")),
+    )?;
+    let vars: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
+    let args: Vec<String> = std::env::args().collect();
+    report(
+        prefix,
+        "env",
+        Ok(format!(
+            "{} variables {vars:?}, {} arguments",
+            vars.len(),
+            args.len()
+        )),
+    )?;
+    let mut input = Vec::new();
+    report(
+        prefix,
+        "stdin",
+        std::io::stdin()
+            .read_to_end(&mut input)
+            .map(|n| format!("read {n} bytes"))
+            .map_err(|e| format!("stdin: {e}")),
+    )?;
+    // Publishing outside the prefix, and an invalid topic: both must fail.
+    let outside = publish(&message("elsewhere/probe".into(), "x".into(), false));
+    report(prefix, "outside-prefix", outcome(outside))?;
+    let bare = prefix.trim_end_matches('/').to_owned();
+    report(
+        prefix,
+        "bare-prefix",
+        outcome(publish(&message(bare, "x".into(), false))),
+    )?;
+    let wildcard = publish(&message(format!("{prefix}a/+"), "x".into(), false));
+    report(prefix, "invalid-topic", outcome(wildcard))?;
+    report(prefix, "done", Ok("all probes ran".into()))
+}
+
+fn outcome(result: Result<(), PublishError>) -> Result<String, String> {
+    match result {
+        Ok(()) => Ok("published".into()),
+        Err(e) => Err(format!("{e:?}")),
+    }
+}
+
+fn heartbeat(prefix: &str) -> Result<(), String> {
+    let interval = match config::get("interval_ms") {
+        Some(text) => text
+            .parse()
+            .map_err(|e| format!("config `interval_ms`: {e}"))?,
+        None => 200,
+    };
+    for n in 0u64.. {
+        match publish(&message(format!("{prefix}heartbeat"), n.to_string(), false)) {
+            Ok(()) => {}
+            Err(PublishError::ShuttingDown) => {
+                log(Level::Info, "asked to stop; returning");
+                return Ok(());
+            }
+            Err(e) => return Err(format!("heartbeat: {e:?}")),
+        }
+        std::thread::sleep(Duration::from_millis(interval));
+    }
+    Ok(())
+}
+
+impl Guest for Probe {
+    fn run() -> Result<(), String> {
+        let prefix = config::get("prefix").ok_or("config `prefix` is missing")?;
+        let mode = config::get("mode").unwrap_or_else(|| "probe".into());
+        if mode != "probe" {
+            publish(&message(
+                format!("{prefix}report/started"),
+                mode.clone(),
+                false,
+            ))
+            .map_err(|e| format!("{e:?}"))?;
+        }
+        match mode.as_str() {
+            "probe" => {
+                probe(&prefix)?;
+                heartbeat(&prefix)
+            }
+            "trap" => panic!("the probe was told to trap"),
+            "exit" => std::process::exit(3),
+            "fail" => Err("the probe was told to fail".into()),
+            "spin" => {
+                let mut n = 0u64;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "alloc" => {
+                let mut blocks = Vec::new();
+                loop {
+                    blocks.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&blocks);
+                }
+            }
+            other => Err(format!("config `mode`: unknown mode {other:?}")),
+        }
+    }
+}
+
+export!(Probe);

@@ -1,0 +1,25 @@
+//! A purpose-built source for the host's tests: it probes its sandbox and
+//! reports each result as a retained message on `<prefix>report/<check>`
+//! (payload `ok: ...` or `err: ...`), so a test can assert on what the
+//! guest itself saw. Config (all strings):
+//!
+//! - `prefix`: the source's prefix as configured, e.g. `probe/`.
+//! - `mode`: `probe` (default), `trap`, `exit`, `fail`, `spin`, `alloc`.
+//! - `granted`: `host:port` of a TCP echo server the source is granted:
+//!   it sends a line and reports the line read back.
+//! - `denied`: `host:port` (an IPv4 address) the source is not granted:
+//!   the connect is refused by the host's address check.
+//! - `denied_name`: `name:port` no grant names: the name lookup is
+//!   refused before any DNS query.
+//! - `interval_ms`: after probing, a heartbeat on `<prefix>heartbeat`
+//!   this often (default 200) until the host says `shutting-down`.
+//!
+//! The other modes exercise the supervisor: `trap` panics, `exit` calls
+//! `exit(3)`, `fail` returns an error, `spin` loops without ever calling
+//! the host, `alloc` allocates until the memory cap stops it; each first
+//! publishes `<prefix>report/started` (not retained, counted by tests).
+
+#[cfg(target_arch = "wasm32")]
+mod component;
+#[cfg(target_arch = "wasm32")]
+mod tcp;
