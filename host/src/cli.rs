@@ -213,6 +213,10 @@ fn check_component(file: &std::path::Path) -> anyhow::Result<()> {
     for import in &info.imports {
         println!("  {import}");
     }
+    println!("exports:");
+    for export in &info.exports {
+        println!("  {export}");
+    }
     Ok(())
 }
 

@@ -20,6 +20,8 @@
 //!   with backoff by its own supervisor task, publishing into the broker.
 //! - [`viewer`]: the live event viewer, a small page the websocket
 //!   listeners serve at `/` that subscribes back over MQTT.js.
+//! - [`hooks`]: webhooks, `/hooks/<name>` on the websocket listeners,
+//!   served by the webhook sources' HTTP handlers.
 //! - [`cli`]: the `firehose` command line.
 //!
 //! The wire format lives in the `firehose-mqtt` crate, the sockets (TCP,
@@ -29,6 +31,7 @@ pub mod auth;
 pub mod broker;
 pub mod cli;
 pub mod config;
+pub mod hooks;
 pub mod message;
 pub mod metrics;
 pub mod policy;

@@ -255,11 +255,11 @@ def _toml_value(v) -> str:
 
 def source_toml(source: dict) -> list[str]:
     """A [[source]] entry: name, component (target/wasm/<component>.wasm), prefix,
-    and optional config / grants / limits dicts."""
+    and optional config / grants / limits / webhook dicts."""
     wasm = wasm_component(source["component"])
     lines = ["[[source]]", f"name = {_toml_str(source['name'])}", f"path = {_toml_str(str(wasm))}",
              f"prefix = {_toml_str(source['prefix'])}", ""]
-    for table in ("config", "grants", "limits"):
+    for table in ("config", "grants", "limits", "webhook"):
         if source.get(table):
             lines.append(f"[source.{table}]")
             lines += [f"{k} = {_toml_value(v)}" for k, v in source[table].items()]

@@ -23,10 +23,30 @@ def test_a_policy_reports_its_world_and_imports(name, world):
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0].endswith(f": world {world} (firehose:bus@0.1.0)"), lines[0]
-    assert lines[1] == "imports:"
-    imports = {line.strip() for line in lines[2:]}
+    imports, exports = sections(lines)
     assert "firehose:bus/config@0.1.0" in imports
     assert not any(i.startswith("wasi:sockets") for i in imports), "a policy asks for no network"
+    interface = "acl" if world == "acl-policy" else "transform"
+    assert exports == [f"firehose:bus/{interface}@0.1.0"], exports
+
+
+def sections(lines: list[str]) -> tuple[set[str], list[str]]:
+    """The `imports:` and `exports:` lists of `component check`'s output."""
+    assert lines[1] == "imports:", lines
+    end = lines.index("exports:")
+    return {line.strip() for line in lines[2:end]}, [line.strip() for line in lines[end + 1:]]
+
+
+def test_the_gerrit_source_reports_its_network_imports_and_both_exports():
+    r = check(wasm_component("gerrit"))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].endswith(": world source (firehose:bus@0.1.0)"), lines[0]
+    imports, exports = sections(lines)
+    assert "firehose:bus/publish@0.1.0" in imports
+    assert any(i.startswith("wasi:sockets/tcp@") for i in imports), imports
+    assert "firehose:bus/run@0.1.0" in exports
+    assert any(e.startswith("wasi:http/incoming-handler@") for e in exports), exports
 
 
 @pytest.mark.parametrize("content,says", [

@@ -15,24 +15,26 @@ use tracing::{info, warn};
 
 use super::{Broker, connection};
 use crate::config::{Config, ListenerKind};
+use crate::hooks::{Hooks, HttpFront};
 use crate::shutdown::Shutdown;
-use crate::viewer::Viewer;
 
 /// A listener, bound and shared with its accept loop.
 pub type BoundListener = Arc<Listener>;
 
 /// Binds every listener of `config`, loading (or generating) the TLS
 /// certificate first if any listener needs it; returns the listeners and
-/// the TLS configuration they share (for reloads).
+/// the TLS configuration they share (for reloads). The websocket
+/// listeners' plain HTTP side serves `hooks` and the viewer.
 pub async fn bind_all(
     config: &Config,
+    hooks: Arc<Hooks>,
 ) -> anyhow::Result<(Vec<BoundListener>, Option<Arc<TlsConfigHandle>>)> {
     let tls = if config.listeners.iter().any(|l| l.kind.uses_tls()) {
         Some(Arc::new(load_tls(config)?))
     } else {
         None
     };
-    let http: Arc<dyn HttpHandler> = Arc::new(Viewer);
+    let http: Arc<dyn HttpHandler> = Arc::new(HttpFront::new(hooks));
     let mut bound = Vec::with_capacity(config.listeners.len());
     for (i, listener) in config.listeners.iter().enumerate() {
         let spec = ListenerSpec {

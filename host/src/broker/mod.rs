@@ -212,7 +212,8 @@ impl Running {
         let policies = PolicySet::load(config, &runtime).await?;
         let broker = Arc::new(Broker::new(config.limits.clone(), policies));
         let (trigger, shutdown) = shutdown::channel();
-        let (listeners, tls) = listeners::bind_all(config).await?;
+        let hooks = Arc::new(crate::hooks::Hooks::default());
+        let (listeners, tls) = listeners::bind_all(config, hooks.clone()).await?;
         let mut tasks = tokio::task::JoinSet::new();
         for listener in &listeners {
             tasks.spawn(listeners::accept_loop(
@@ -222,7 +223,7 @@ impl Running {
             ));
         }
         let sources =
-            crate::sources::Sources::start(config, &broker, &runtime.engine, &runtime.cache)
+            crate::sources::Sources::start(config, &broker, &runtime.engine, &runtime.cache, hooks)
                 .await?;
         Ok(Running {
             broker,

@@ -11,12 +11,13 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod components;
+mod external;
 mod sources;
 
 pub use components::{
     AclConfig, ComponentConfig, OnError, TransformChainConfig, component_dir, flatten,
 };
-pub use sources::{GrantsConfig, SourceConfig, SourceLimitsConfig};
+pub use sources::{GrantsConfig, SourceConfig, SourceLimitsConfig, WebhookConfig, WebhookSecret};
 
 /// The embedded default configuration, as TOML text.
 pub const DEFAULT_TOML: &str = include_str!("default.toml");
@@ -186,8 +187,8 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        let mut config = Config::from_toml(&text, &path.display().to_string())?;
         let dir = path.parent().unwrap_or(Path::new("."));
+        let mut config = Config::from_toml_at(&text, &path.display().to_string(), dir)?;
         config.resolve_component_paths(dir);
         Ok(config)
     }
@@ -210,19 +211,48 @@ impl Config {
     }
 
     /// Parses and validates TOML text; `origin` names it in errors.
+    /// Relative `{ file = ... }` paths are relative to the working
+    /// directory; [`Config::load`] makes them relative to the file.
     pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        Config::from_toml_at(text, origin, Path::new(""))
+    }
+
+    /// Parses TOML text, expands values from outside the file (see
+    /// `external`) with `base` for relative file paths, and validates.
+    fn from_toml_at(text: &str, origin: &str, base: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             origin: origin.to_owned(),
             message: e.to_string(),
         })?;
-        config
-            .validate()
-            .map_err(|(key, message)| ConfigError::Invalid {
-                origin: origin.to_owned(),
-                key,
-                message,
-            })?;
+        let invalid = |(key, message)| ConfigError::Invalid {
+            origin: origin.to_owned(),
+            key,
+            message,
+        };
+        config.expand_external(base).map_err(invalid)?;
+        config.validate().map_err(invalid)?;
         Ok(config)
+    }
+
+    /// Expands `${...}` and `{ file = ... }` in the components' config
+    /// tables and the sources' grants.
+    fn expand_external(&mut self, base: &Path) -> Result<(), (String, String)> {
+        if let Some(acl) = &mut self.acl {
+            external::expand_table(&mut acl.config, "acl.config", base)?;
+        }
+        for (i, chain) in self.transforms.iter_mut().enumerate() {
+            for (j, component) in chain.components.iter_mut().enumerate() {
+                let key = format!("transform[{i}].component[{j}].config");
+                external::expand_table(&mut component.config, &key, base)?;
+            }
+        }
+        for (i, source) in self.sources.iter_mut().enumerate() {
+            external::expand_table(&mut source.config, &format!("source[{i}].config"), base)?;
+            for (j, grant) in source.grants.tcp.iter_mut().enumerate() {
+                *grant = external::expand_str(grant, &format!("source[{i}].grants.tcp[{j}]"))?;
+            }
+        }
+        Ok(())
     }
 
     /// The data directory: configured, else $FIREHOSE_DATA_DIR, else

@@ -18,13 +18,19 @@
 //!
 //! [source.limits]
 //! memory_mib = 64
+//!
+//! [source.webhook]                      # only for a component that exports wasi:http/incoming-handler
+//! secret = "..."                        # 16-256 of A-Z a-z 0-9 - . _ ~; never logged, never in Debug
+//! deadline_ms = 5000                    # per request (default 5000)
 //! ```
 //!
 //! Relative paths are resolved like every other component path (see
 //! [`super::component_dir`]).
 
 use std::collections::HashSet;
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use firehose_wasm::source::DEFAULT_MEMORY_MIB;
 use firehose_wasm::{SourceSpec, StdioMode, TcpGrant, TopicPrefix};
@@ -50,6 +56,88 @@ pub struct SourceConfig {
     pub grants: GrantsConfig,
     #[serde(default)]
     pub limits: SourceLimitsConfig,
+    /// `[source.webhook]`: for a component that exports
+    /// `wasi:http/incoming-handler`, mounted at `/hooks/<name>`.
+    #[serde(default)]
+    pub webhook: WebhookConfig,
+}
+
+/// `[source.webhook]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    /// The shared secret a request must present (see `crate::hooks`);
+    /// without one the hook is open to anyone who reaches the port.
+    pub secret: Option<WebhookSecret>,
+    /// How long one request may take, in milliseconds.
+    pub deadline_ms: u64,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            secret: None,
+            deadline_ms: firehose_wasm::source::webhook::DEFAULT_WEBHOOK_DEADLINE.as_millis()
+                as u64,
+        }
+    }
+}
+
+/// A webhook's shared secret. Its `Debug` never shows it, and nothing
+/// logs it; compare it only with [`WebhookSecret::matches`].
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct WebhookSecret(String);
+
+impl WebhookSecret {
+    /// The shortest secret accepted.
+    pub const MIN_LEN: usize = 16;
+    /// The longest secret accepted.
+    pub const MAX_LEN: usize = 256;
+
+    /// Wraps `secret` (checked by the config's validation, not here).
+    pub fn new(secret: impl Into<String>) -> Self {
+        WebhookSecret(secret.into())
+    }
+
+    /// Whether `presented` is this secret, in time that depends only on
+    /// the lengths (not on where the first difference is).
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        let expected = self.0.as_bytes();
+        let mut diff = expected.len() ^ presented.len();
+        for (i, e) in expected.iter().enumerate() {
+            let p = presented.get(i).copied().unwrap_or(0);
+            diff |= usize::from(e ^ p);
+        }
+        diff == 0
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let len = self.0.len();
+        if !(Self::MIN_LEN..=Self::MAX_LEN).contains(&len) {
+            return Err(format!(
+                "must be {} to {} characters (it has {len})",
+                Self::MIN_LEN,
+                Self::MAX_LEN
+            ));
+        }
+        if !self
+            .0
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+        {
+            return Err(
+                "use A-Z, a-z, 0-9, '-', '.', '_' and '~' only (it may travel in a URL)".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WebhookSecret(<redacted>)")
+    }
 }
 
 /// `[source.grants]`: what the source may use beyond publishing.
@@ -117,6 +205,7 @@ impl SourceConfig {
         spec.stdio = self.grants.stdio;
         spec.memory_mib = self.limits.memory_mib;
         spec.max_message_bytes = max_message_bytes;
+        spec.webhook_deadline = Duration::from_millis(self.webhook.deadline_ms);
         Ok(spec)
     }
 }
@@ -170,6 +259,20 @@ pub(super) fn validate(sources: &[SourceConfig]) -> Result<(), (String, String)>
             return Err((
                 key("limits.memory_mib"),
                 format!("{}: must be between 1 and 4096", source.limits.memory_mib),
+            ));
+        }
+        if let Some(secret) = &source.webhook.secret {
+            secret
+                .check()
+                .map_err(|message| (key("webhook.secret"), message))?;
+        }
+        if !(1..=60_000).contains(&source.webhook.deadline_ms) {
+            return Err((
+                key("webhook.deadline_ms"),
+                format!(
+                    "{}: must be between 1 and 60000",
+                    source.webhook.deadline_ms
+                ),
             ));
         }
     }
@@ -243,6 +346,41 @@ mod tests {
         assert_eq!(key, "source[0].limits.memory_mib");
         let (key, _) = invalid("[[source]]\nname = \"a b\"\npath = \"g.wasm\"\nprefix = \"a\"\n");
         assert_eq!(key, "source[0].name");
+    }
+
+    #[test]
+    fn a_webhook_secret_is_checked_and_never_shown() {
+        const SECRET: &str = "s3cret-token_0123456789";
+        let text =
+            format!("{LISTENER}{OK}[source.webhook]\nsecret = \"{SECRET}\"\ndeadline_ms = 250\n");
+        let config = super::super::Config::from_toml(&text, "t").unwrap();
+        let webhook = &config.sources[0].webhook;
+        let secret = webhook.secret.as_ref().unwrap();
+        assert!(secret.matches(SECRET.as_bytes()));
+        assert!(!secret.matches(b"s3cret-token_012345678"));
+        assert!(!secret.matches(b"s3cret-token_01234567890"));
+        assert!(!secret.matches(b""));
+        let debug = format!("{config:?}");
+        assert!(!debug.contains(SECRET), "{debug}");
+        assert!(debug.contains("<redacted>"), "{debug}");
+        let spec = config.sources[0].spec(1000).unwrap();
+        assert_eq!(spec.webhook_deadline, Duration::from_millis(250));
+
+        for (bad, why) in [
+            ("short", "16 to 256"),
+            ("has a space in it, long enough", "A-Z"),
+            ("quote\\\"d-but-long-enough", "A-Z"),
+        ] {
+            let (key, message) = invalid(&format!("{OK}[source.webhook]\nsecret = \"{bad}\"\n"));
+            assert_eq!(key, "source[0].webhook.secret");
+            assert!(message.contains(why), "{bad}: {message}");
+            assert!(
+                !message.contains(bad),
+                "the secret is not echoed: {message}"
+            );
+        }
+        let (key, _) = invalid(&format!("{OK}[source.webhook]\ndeadline_ms = 0\n"));
+        assert_eq!(key, "source[0].webhook.deadline_ms");
     }
 
     #[test]

@@ -190,7 +190,7 @@ impl Chain {
         message: &Message,
         max_payload: usize,
     ) -> Result<Outcome, StepError> {
-        let outcome = step.apply(&to_wasm(message)).await?;
+        let outcome = step.apply_owned(to_wasm(message)).await?;
         if let Outcome::Replace(replacements) = &outcome {
             if replacements.len() > MAX_REPLACEMENTS {
                 return Err(StepError::TooMany {

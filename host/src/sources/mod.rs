@@ -13,6 +13,10 @@
 //!   version). Subscribers and other sources are untouched.
 //! - On shutdown every source is told to stop at once, then given
 //!   [`STOP_GRACE`] to return.
+//! - A webhook source (one that exports `wasi:http/incoming-handler`) is
+//!   mounted at `/hooks/<name>` ([`crate::hooks`]) while it runs: mounted
+//!   when it starts, replaced when it is replaced, unmounted before it is
+//!   stopped. One without `run` serves only its webhook.
 
 pub mod sink;
 pub mod supervisor;
@@ -28,6 +32,7 @@ use tracing::{info, warn};
 
 use crate::broker::Broker;
 use crate::config::{Config, SourceConfig};
+use crate::hooks::{Hook, Hooks};
 use sink::BrokerSink;
 use supervisor::{Backoff, Supervisor};
 
@@ -41,6 +46,7 @@ pub struct Sources {
     engine: WasmEngine,
     cache: ComponentCache,
     max_message_bytes: u32,
+    hooks: Arc<Hooks>,
 }
 
 struct Running {
@@ -65,13 +71,14 @@ fn stamp(config: &SourceConfig) -> Option<FileStamp> {
 }
 
 impl Sources {
-    /// Loads and starts every source of `config`; fails on the first one
-    /// that cannot be loaded.
+    /// Loads and starts every source of `config`, mounting the webhook
+    /// sources in `hooks`; fails on the first one that cannot be loaded.
     pub async fn start(
         config: &Config,
         broker: &Arc<Broker>,
         engine: &WasmEngine,
         cache: &ComponentCache,
+        hooks: Arc<Hooks>,
     ) -> anyhow::Result<Sources> {
         let sources = Sources {
             running: Mutex::new(BTreeMap::new()),
@@ -79,6 +86,7 @@ impl Sources {
             engine: engine.clone(),
             cache: cache.clone(),
             max_message_bytes: config.limits.max_packet_size,
+            hooks,
         };
         // Load every source before starting any: a start that fails
         // leaves nothing running.
@@ -103,14 +111,35 @@ impl Sources {
         let spec = entry
             .spec(self.max_message_bytes)
             .map_err(|message| anyhow::anyhow!(message))?;
-        Ok(Source::load(&self.engine, &self.cache, spec).await?)
+        let source = Source::load(&self.engine, &self.cache, spec).await?;
+        if entry.webhook.secret.is_some() && !source.is_webhook() {
+            anyhow::bail!(
+                "[source.webhook] is set but {} exports no wasi:http/incoming-handler",
+                entry.path.display()
+            );
+        }
+        Ok(source)
     }
 
+    /// Starts `source` and, when it is a webhook source, mounts it
+    /// (replacing the hook of an older version of the same name).
     fn launch(&self, entry: &SourceConfig, source: Source) -> Running {
+        let supervisor = Supervisor::start(source.clone(), self.sink.clone(), Backoff::default());
+        if source.is_webhook() {
+            let hook = Hook::new(
+                source,
+                entry.webhook.secret.clone(),
+                self.sink.clone(),
+                supervisor.stop_receiver(),
+            );
+            self.hooks.mount(&entry.name, hook);
+        } else {
+            self.hooks.unmount(&entry.name);
+        }
         Running {
             config: entry.clone(),
             file: stamp(entry),
-            supervisor: Supervisor::start(source, self.sink.clone(), Backoff::default()),
+            supervisor,
         }
     }
 
@@ -131,6 +160,7 @@ impl Sources {
             .collect();
         for name in removed {
             if let Some(old) = running.remove(&name) {
+                self.hooks.unmount(&name);
                 old.supervisor.stop(deadline).await;
                 info!(source = %name, "reload: source removed");
             }
@@ -189,7 +219,8 @@ impl Sources {
         if running.is_empty() {
             return;
         }
-        for r in running.values() {
+        for (name, r) in running.iter() {
+            self.hooks.unmount(name);
             r.supervisor.signal_stop();
         }
         let deadline = Instant::now() + STOP_GRACE;

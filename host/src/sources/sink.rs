@@ -3,7 +3,8 @@
 //! router), with the publisher id `$source/<name>`.
 //!
 //! `publish` returns once the broker has taken the message: it awaits
-//! the transform chain for the topic, which is the backpressure a source
+//! the transform chain for the topic, and yields to other tasks when the
+//! source's scheduling budget is spent, which is the backpressure a source
 //! feels. Routing itself never waits for a slow subscriber (each
 //! subscriber's bounded queues apply their own limits, as for every
 //! publisher).
@@ -45,6 +46,11 @@ impl SourceSink for BrokerSink {
             self.broker
                 .ingest(Arc::new(broker_message(source, message)))
                 .await;
+            // A source that publishes as fast as it can must not keep its
+            // worker thread from the subscribers' tasks that drain what it
+            // routed: this yields once the task's scheduling budget is spent
+            // (every ~128 publishes), as a socket read would.
+            tokio::task::coop::consume_budget().await;
             Ok(())
         })
     }

@@ -95,6 +95,12 @@ impl Supervisor {
         &self.counters
     }
 
+    /// The stop flag, for what else runs the source's code (its webhook
+    /// requests): `true` once it is asked to stop.
+    pub fn stop_receiver(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
     /// Tells the source to stop (its `publish` answers `shutting-down`
     /// from now on) without waiting.
     pub fn signal_stop(&self) {
@@ -129,6 +135,20 @@ async fn supervise(
     backoff: Backoff,
 ) {
     let name = source.name().to_owned();
+    if !source.has_run() {
+        // A webhook source without `run`: nothing to run or restart; its
+        // requests are served by the hooks while this task waits.
+        info!(source = %name, "source has no run export; it serves only its webhook");
+        let _ = stopped.wait_for(|stop| *stop).await;
+        let counts = source.counts();
+        info!(
+            source = %name,
+            published = counts.published,
+            rejected = counts.rejected,
+            "source stopped"
+        );
+        return;
+    }
     let mut delay = backoff.initial;
     let mut in_a_row = 0u64;
     loop {

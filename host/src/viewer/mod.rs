@@ -22,7 +22,7 @@
 //! `node_modules/mqtt/dist/mqtt.min.js` and `node_modules/mqtt/LICENSE.md`
 //! over the files in `vendor/`.
 
-use firehose_transport::{HttpHandler, HttpRequest, HttpResponse, NotFound};
+use firehose_transport::{HttpFuture, HttpHandler, HttpRequest, HttpResponse, NotFound};
 
 /// One file the viewer serves.
 struct Asset {
@@ -80,11 +80,18 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
 pub struct Viewer;
 
 impl HttpHandler for Viewer {
-    fn handle(&self, req: &HttpRequest) -> HttpResponse {
+    fn handle(&self, req: HttpRequest) -> HttpFuture<'_> {
+        Box::pin(std::future::ready(self.respond(&req)))
+    }
+}
+
+impl Viewer {
+    /// The answer to `req`: everything here is static, so it is synchronous.
+    pub fn respond(&self, req: &HttpRequest) -> HttpResponse {
         // The page's own `?topic=` is read by its script, not here.
         let path = req.path.split(['?', '#']).next().unwrap_or_default();
         let Some(asset) = ASSETS.iter().find(|a| a.path == path) else {
-            return NotFound.handle(req);
+            return NotFound::respond(req);
         };
         if req.method != "GET" && req.method != "HEAD" {
             return HttpResponse::text(405, format!("{} allows GET and HEAD only\n", asset.path))
@@ -120,7 +127,7 @@ mod tests {
     }
 
     fn get(path: &str) -> HttpResponse {
-        Viewer.handle(&request("GET", path))
+        Viewer.respond(&request("GET", path))
     }
 
     fn header<'a>(response: &'a HttpResponse, name: &str) -> Option<&'a str> {
@@ -225,7 +232,7 @@ mod tests {
 
     #[test]
     fn head_is_answered_like_get() {
-        let response = Viewer.handle(&request("HEAD", "/viewer.js"));
+        let response = Viewer.respond(&request("HEAD", "/viewer.js"));
         assert_eq!(response.status, 200);
         assert_eq!(
             header(&response, "Content-Type"),
@@ -235,7 +242,7 @@ mod tests {
 
     #[test]
     fn other_methods_get_405_naming_the_allowed_ones() {
-        let response = Viewer.handle(&request("POST", "/"));
+        let response = Viewer.respond(&request("POST", "/"));
         assert_eq!(response.status, 405);
         assert_eq!(header(&response, "Allow"), Some("GET, HEAD"));
     }
@@ -251,7 +258,7 @@ mod tests {
         ] {
             let response = get(path);
             assert_eq!(response.status, 404, "{path}");
-            assert_eq!(response, NotFound.handle(&request("GET", path)), "{path}");
+            assert_eq!(response, NotFound::respond(&request("GET", path)), "{path}");
         }
     }
 }

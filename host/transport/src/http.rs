@@ -8,7 +8,9 @@
 //! broker mounts its pages and webhooks through the handler; this module
 //! knows nothing about them.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -79,19 +81,31 @@ impl HttpResponse {
     }
 }
 
-/// Answers the plain HTTP requests made to a websocket listener. Called on
-/// the connection's task: it must not block for long.
+/// The future an [`HttpHandler`] answers with.
+pub type HttpFuture<'a> = Pin<Box<dyn Future<Output = HttpResponse> + Send + 'a>>;
+
+/// Answers the plain HTTP requests made to a websocket listener. The future
+/// runs on the connection's task, under the broker's connect timeout
+/// (which drops it when it expires): it may await (a webhook calls a
+/// component), but must not block the thread.
 pub trait HttpHandler: Send + Sync {
-    fn handle(&self, req: &HttpRequest) -> HttpResponse;
+    fn handle(&self, req: HttpRequest) -> HttpFuture<'_>;
 }
 
 /// The default handler: 404 for every request.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NotFound;
 
-impl HttpHandler for NotFound {
-    fn handle(&self, req: &HttpRequest) -> HttpResponse {
+impl NotFound {
+    /// The 404 answer to `req`.
+    pub fn respond(req: &HttpRequest) -> HttpResponse {
         HttpResponse::text(404, format!("{} not found\n", req.path))
+    }
+}
+
+impl HttpHandler for NotFound {
+    fn handle(&self, req: HttpRequest) -> HttpFuture<'_> {
+        Box::pin(std::future::ready(NotFound::respond(&req)))
     }
 }
 
@@ -241,8 +255,9 @@ where
         remote_addr: peer,
         secure,
     };
-    let response = handler.handle(&request);
-    write_response(stream, &response, request.method == "HEAD")
+    let head_only = request.method == "HEAD";
+    let response = handler.handle(request).await;
+    write_response(stream, &response, head_only)
         .await
         .map_err(|source| TransportError::Io { peer, source })
 }

@@ -25,7 +25,7 @@ pub mod tls;
 pub mod ws;
 
 pub use error::TransportError;
-pub use http::{HttpHandler, HttpRequest, HttpResponse, NotFound};
+pub use http::{HttpFuture, HttpHandler, HttpRequest, HttpResponse, NotFound};
 pub use listener::{Connection, Incoming, Listener, ListenerKind, ListenerSpec};
 pub use stream::MqttStream;
 pub use tls::{TlsConfigHandle, TlsError, TlsSource};

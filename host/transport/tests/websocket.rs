@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use common::{TempDir, accept_one, bind, client_config, spawn_echo, tls_connect};
 use firehose_transport::{
-    Connection, HttpHandler, HttpRequest, HttpResponse, ListenerKind, MqttStream, TlsConfigHandle,
-    TlsSource, TransportError,
+    Connection, HttpFuture, HttpHandler, HttpRequest, HttpResponse, ListenerKind, MqttStream,
+    TlsConfigHandle, TlsSource, TransportError,
 };
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -221,13 +221,18 @@ async fn wss_negotiates_mqtt_and_carries_bytes() {
 struct Recorder(Mutex<Option<HttpRequest>>);
 
 impl HttpHandler for Recorder {
-    fn handle(&self, req: &HttpRequest) -> HttpResponse {
-        *self.0.lock().unwrap() = Some(req.clone());
-        HttpResponse::text(
-            200,
-            format!("{} {} {}", req.method, req.path, req.body.len()),
-        )
-        .with_header("X-Viewer", "firehose")
+    fn handle(&self, req: HttpRequest) -> HttpFuture<'_> {
+        Box::pin(async move {
+            // Answered after a yield: the transport awaits the handler.
+            tokio::task::yield_now().await;
+            let response = HttpResponse::text(
+                200,
+                format!("{} {} {}", req.method, req.path, req.body.len()),
+            )
+            .with_header("X-Viewer", "firehose");
+            *self.0.lock().unwrap() = Some(req);
+            response
+        })
     }
 }
 

@@ -85,6 +85,19 @@ impl From<&Message> for wit::Message {
     }
 }
 
+impl From<Message> for wit::Message {
+    fn from(m: Message) -> Self {
+        wit::Message {
+            topic: m.topic,
+            payload: m.payload,
+            qos: m.qos.into(),
+            retain: m.retain,
+            content_type: m.content_type,
+            user_properties: m.user_properties,
+        }
+    }
+}
+
 impl From<wit::Message> for Message {
     fn from(m: wit::Message) -> Self {
         Message {

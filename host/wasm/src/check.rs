@@ -6,7 +6,10 @@
 //! Used by `firehose component check FILE.wasm` and by every load. The
 //! world is told by the component's exports: `firehose:bus/acl@0.1.x` is an
 //! `acl-policy`, `firehose:bus/transform@0.1.x` a `transform-policy`,
-//! `firehose:bus/run@0.1.x` a `source`. Any 0.1.x is accepted: wasmtime
+//! `firehose:bus/run@0.1.x` a `source`; so is a component that exports
+//! `wasi:http/incoming-handler@0.2.x` (a webhook source, world
+//! `webhook-source`: `run` is optional then, see
+//! [`ComponentInfo::http_handler`]). Any 0.1.x is accepted: wasmtime
 //! resolves names across semver-compatible versions (for 0.x, the same
 //! minor), so a component built against 0.1.0 runs on a host at 0.1.1.
 //!
@@ -22,6 +25,9 @@ use crate::host_imports;
 
 /// The `firehose:bus` major.minor this host implements (any patch).
 pub const BUS_VERSION: (u64, u64) = (0, 1);
+
+/// The export that makes a component a webhook source (any 0.2.x).
+pub const HTTP_HANDLER: &str = "wasi:http/incoming-handler";
 
 /// The worlds a component can implement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -108,6 +114,32 @@ pub struct ComponentInfo {
     pub exports: Vec<String>,
 }
 
+impl ComponentInfo {
+    /// The `wasi:http/incoming-handler@0.2.x` export of a webhook source
+    /// (e.g. `wasi:http/incoming-handler@0.2.4`), if it has one.
+    pub fn http_handler(&self) -> Option<&str> {
+        self.exports
+            .iter()
+            .map(String::as_str)
+            .find(|name| is_http_handler(name))
+    }
+
+    /// Whether it exports `firehose:bus/run` (a source's long-running part).
+    pub fn has_run(&self) -> bool {
+        self.exports
+            .iter()
+            .any(|name| split_name(name, "firehose:bus/").is_some_and(|(i, _)| i == "run"))
+    }
+}
+
+/// `wasi:http/incoming-handler@0.2.x`.
+fn is_http_handler(name: &str) -> bool {
+    name.strip_prefix(HTTP_HANDLER)
+        .and_then(|rest| rest.strip_prefix('@'))
+        .and_then(parse_version)
+        .is_some_and(|(major, minor, _)| (major, minor) == (0, 2))
+}
+
 /// Why a file is not a usable component.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CheckError {
@@ -127,8 +159,8 @@ pub enum CheckError {
     Invalid(String),
     #[error(
         "implements none of our worlds: it exports no firehose:bus/acl (acl-policy), \
-         firehose:bus/transform (transform-policy) or firehose:bus/run (source); \
-         its exports: [{}]", exports.join(", ")
+         firehose:bus/transform (transform-policy), firehose:bus/run (source) or \
+         wasi:http/incoming-handler@0.2.x (webhook source); its exports: [{}]", exports.join(", ")
     )]
     UnknownWorld { exports: Vec<String> },
     #[error("exports the interfaces of several worlds ({}); a component implements one", worlds.iter().map(World::to_string).collect::<Vec<_>>().join(", "))]
@@ -208,6 +240,26 @@ pub(crate) fn inspect(
         found.push((world, name.as_str(), version.to_string()));
     }
     let (world, export_name, bus_version) = match found.len() {
+        // A webhook source without `run`: its firehose:bus version is that
+        // of its imports.
+        0 if exports.iter().any(|name| is_http_handler(name)) => {
+            let mut version = "none".to_string();
+            for import in &imports {
+                if let Some((_, v)) = split_name(import, "firehose:bus/") {
+                    check_version(import, v)?;
+                    version = v.to_string();
+                }
+            }
+            for import in &imports {
+                check_import(World::Source, import)?;
+            }
+            return Ok(ComponentInfo {
+                world: World::Source,
+                bus_version: version,
+                imports,
+                exports,
+            });
+        }
         0 => return Err(CheckError::UnknownWorld { exports }),
         1 => found.remove(0),
         _ => {
@@ -275,7 +327,7 @@ pub(crate) fn link(
         World::Source => {
             let linker = crate::source::linker(engine.engine()).map_err(fail)?;
             let pre = linker.instantiate_pre(component).map_err(fail)?;
-            crate::bindings::source::SourcePre::new(pre).map_err(fail)?;
+            crate::source::EntryPoints::new(pre).map_err(fail)?;
         }
     }
     Ok(())
@@ -367,6 +419,27 @@ mod tests {
         check_import(w, "wasi:cli/environment@0.3.0").unwrap_err();
         check_import(w, "acme:thing/x@1.0.0").unwrap_err();
         check_import(World::Source, "firehose:bus/publish@0.1.0").unwrap();
+        check_import(World::Source, "wasi:http/types@0.2.4").unwrap();
+    }
+
+    #[test]
+    fn the_http_handler_export_is_told_by_name_and_version() {
+        assert!(is_http_handler("wasi:http/incoming-handler@0.2.0"));
+        assert!(is_http_handler("wasi:http/incoming-handler@0.2.4"));
+        assert!(!is_http_handler("wasi:http/incoming-handler@0.3.0"));
+        assert!(!is_http_handler("wasi:http/incoming-handler"));
+        assert!(!is_http_handler("wasi:http/outgoing-handler@0.2.4"));
+        let info = ComponentInfo {
+            world: World::Source,
+            bus_version: "0.1.0".into(),
+            imports: Vec::new(),
+            exports: vec!["wasi:http/incoming-handler@0.2.4".into()],
+        };
+        assert_eq!(
+            info.http_handler(),
+            Some("wasi:http/incoming-handler@0.2.4")
+        );
+        assert!(!info.has_run());
     }
 
     #[test]

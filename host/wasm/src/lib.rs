@@ -24,7 +24,9 @@
 //!   with a memory cap and an epoch deadline that yields, network only as
 //!   granted (`source::grants`, `source::net`), and the `publish` import
 //!   that enforces the source's topic prefix and hands messages to a
-//!   [`SourceSink`].
+//!   [`SourceSink`]; a webhook source also serves HTTP requests through
+//!   its `wasi:http/incoming-handler` export (`source::webhook`), one
+//!   fresh instance per request.
 //!
 //! Instances live in a small pool (`pool`): each call takes an instance,
 //! runs under its deadline, and puts it back only if the call succeeded. A
@@ -60,6 +62,7 @@ pub use load::PolicySpec;
 pub use pool::PoolStats;
 pub use source::{
     PublishCounts, RunError, SinkError, Source, SourceSink, SourceSpec, TcpGrant, TopicPrefix,
+    WebhookError, WebhookRequest, WebhookResponse,
 };
 pub use transform::TransformPolicy;
 pub use types::{CacheHints, Client, Decision, Message, Outcome, Qos};

@@ -82,6 +82,12 @@ impl TransformPolicy {
 
     /// What to do with `message`.
     pub async fn apply(&self, message: &Message) -> Result<Outcome, PolicyError> {
+        self.apply_owned(message.clone()).await
+    }
+
+    /// [`TransformPolicy::apply`] for a message the caller no longer
+    /// needs: it is moved into the call instead of copied.
+    pub async fn apply_owned(&self, message: Message) -> Result<Outcome, PolicyError> {
         let message = message.into();
         let mut lease = self.pool.lease().await?;
         let (store, instance) = lease.start();

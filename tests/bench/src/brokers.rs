@@ -371,6 +371,7 @@ fn write_config(
     port: u16,
     limits: &Limits,
     policies: Option<&PolicySetup>,
+    extra: &str,
 ) -> Result<PathBuf> {
     let (name, mut text) = match kind {
         BrokerKind::Firehose | BrokerKind::FirehosePolicies => (
@@ -467,6 +468,10 @@ next_connection_delay_ms = 0
         text.push('\n');
         text.push_str(&policies.toml());
     }
+    if !extra.is_empty() {
+        text.push('\n');
+        text.push_str(extra);
+    }
     let path = dir.join(name);
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
@@ -483,17 +488,19 @@ pub struct RunningBroker {
 impl RunningBroker {
     /// Starts `kind` with a generated config in `dir` and waits until it
     /// answers an MQTT CONNECT. `policies` is required for
-    /// `firehose+policies` and ignored otherwise.
+    /// `firehose+policies` and ignored otherwise; `extra` is appended to
+    /// the config as it is (the source scenario's `[[source]]`).
     pub async fn start(
         kind: BrokerKind,
         bins: &Binaries,
         limits: &Limits,
         policies: Option<&PolicySetup>,
+        extra: &str,
         dir: &Path,
     ) -> Result<RunningBroker> {
         std::fs::create_dir_all(dir)?;
         let port = free_port()?;
-        let config = write_config(kind, dir, port, limits, policies)?;
+        let config = write_config(kind, dir, port, limits, policies, extra)?;
         let log = dir.join(format!("{kind}.log"));
         let out = File::create(&log)?;
         let mut cmd = Command::new(bins.get(kind));

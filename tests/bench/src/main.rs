@@ -3,7 +3,8 @@
 //! 127.0.0.1 ports and measures them side by side (fan-out, fan-in, QoS 1,
 //! latency, idle connections), then prints a markdown report with
 //! firehose / peer ratios and firehose+policies / firehose ratios (and
-//! writes it to `--out`).
+//! writes it to `--out`). The `source` scenario measures firehose alone:
+//! a WASM source's flood against a native MQTT publisher's.
 //!
 //! Each scenario runs against each broker in turn, every time on a freshly
 //! started broker, which is stopped by PID afterwards (also on error and on
@@ -36,8 +37,10 @@ struct Cli {
     /// topics), mosquitto, rumqttd.
     #[arg(long, default_value = "firehose,firehose+policies,mosquitto,rumqttd")]
     brokers: String,
-    /// Scenarios to run, comma separated: fanout,fanin,qos1,latency,idle.
-    #[arg(long, default_value = "fanout,fanin,qos1,latency,idle")]
+    /// Scenarios to run, comma separated: fanout,fanin,qos1,latency,idle,
+    /// source (firehose only: a WASM source vs a native publisher; needs
+    /// source-flood.wasm in --wasm-dir).
+    #[arg(long, default_value = "fanout,fanin,qos1,latency,idle,source")]
     scenarios: String,
     /// Deliveries per QoS 0 throughput scenario (fan-out publishes
     /// messages/subscribers; each fan-in publisher sends messages/publishers).
@@ -82,6 +85,18 @@ struct Cli {
     /// ends with the median and range of firehose+policies / firehose.
     #[arg(long, default_value_t = 1)]
     rounds: usize,
+    /// Source scenario: messages the source (and the native publisher)
+    /// publish per run.
+    #[arg(long, default_value_t = 1_000_000)]
+    source_messages: u64,
+    /// Source scenario: subscriber counts, comma separated; each is
+    /// measured with both variants.
+    #[arg(long, default_value = "1,10")]
+    source_subscribers: String,
+    /// Source scenario: firehose's max_queued_qos0 per subscriber
+    /// [default: --source-messages, so nothing needs to drop].
+    #[arg(long)]
+    source_queue: Option<usize>,
     /// Keep alive (s) of every client; rumqttd refuses 0.
     #[arg(long, default_value_t = 600)]
     keep_alive: u16,
@@ -107,8 +122,9 @@ struct Cli {
     /// installed with cargo install if missing].
     #[arg(long)]
     rumqttd_bin: Option<PathBuf>,
-    /// Where public-read.wasm and redact.wasm are, for firehose+policies
-    /// [default: <workspace>/target/wasm, filled by guests/build].
+    /// Where public-read.wasm and redact.wasm (firehose+policies) and
+    /// source-flood.wasm (the source scenario) are [default:
+    /// <workspace>/target/wasm, filled by guests/build].
     #[arg(long)]
     wasm_dir: Option<PathBuf>,
     /// Write the markdown report here too.
@@ -170,7 +186,22 @@ fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> Result<()> {
     let brokers = split(&cli.brokers, BrokerKind::parse)?;
-    let scenarios = split(&cli.scenarios, Scenario::parse)?;
+    let mut scenarios = split(&cli.scenarios, Scenario::parse)?;
+    let source_subscribers = split(&cli.source_subscribers, |s| {
+        s.trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n > 0)
+            .with_context(|| format!("--source-subscribers: {s:?} is not a positive number"))
+    })?;
+    let mut skipped = Vec::new();
+    if scenarios.contains(&Scenario::Source) && !brokers.contains(&BrokerKind::Firehose) {
+        let note = "the source scenario was skipped: it measures firehose only (a WASM source \
+                    against a native publisher) and `firehose` is not in --brokers";
+        eprintln!("firehose-bench: {note}");
+        skipped.push(note.to_owned());
+        scenarios.retain(|&s| s != Scenario::Source);
+    }
     let payload_format = PayloadFormat::parse(&cli.payload_format)?;
     if cli.payload < payload_format.min_len() {
         bail!(
@@ -204,6 +235,12 @@ async fn run(cli: Cli) -> Result<()> {
         keep_alive: cli.keep_alive,
         settle: Duration::from_secs_f64(cli.settle),
         max_time: Duration::from_secs_f64(cli.max_secs),
+        source_messages: cli.source_messages.max(1),
+        source_queue: cli
+            .source_queue
+            .unwrap_or(cli.source_messages as usize)
+            .max(1),
+        source_subscribers,
     };
 
     let fd_limit = procfs::raise_fd_limit()?;
@@ -252,11 +289,29 @@ async fn run(cli: Cli) -> Result<()> {
             .with_context(|| format!("copying {}", bins.firehose.display()))?;
         bins.firehose = copy;
     }
+    let wasm_dir = cli
+        .wasm_dir
+        .clone()
+        .unwrap_or_else(|| workspace.join("target/wasm"));
+    let source_wasm = if scenarios.contains(&Scenario::Source) {
+        let from = wasm_dir.join(scenarios::source::COMPONENT);
+        if !from.exists() {
+            bail!(
+                "{} does not exist: build it with `guests/build` (the source scenario runs it), \
+                 or leave the scenario out with --scenarios",
+                from.display()
+            );
+        }
+        // A private copy, as for the binary.
+        let copies = work.path.join("wasm");
+        std::fs::create_dir_all(&copies)?;
+        let copy = copies.join(scenarios::source::COMPONENT);
+        std::fs::copy(&from, &copy).with_context(|| format!("copying {}", from.display()))?;
+        Some(copy)
+    } else {
+        None
+    };
     let policies = if brokers.contains(&BrokerKind::FirehosePolicies) {
-        let wasm_dir = cli
-            .wasm_dir
-            .clone()
-            .unwrap_or_else(|| workspace.join("target/wasm"));
         // Private copies of the components too, for the same reason.
         let copies = work.path.join("wasm");
         std::fs::create_dir_all(&copies)?;
@@ -283,7 +338,38 @@ async fn run(cli: Cli) -> Result<()> {
     let mut results = Vec::new();
     let mut run_no = 0;
     let rounds = cli.rounds.max(1);
+    let setup = Setup {
+        bins: &bins,
+        limits: &limits,
+        policies: policies.as_ref(),
+        params: &params,
+    };
     for &scenario in &scenarios {
+        if let (Scenario::Source, Some(wasm)) = (scenario, &source_wasm) {
+            let others: Vec<&str> = brokers
+                .iter()
+                .filter(|&&b| b != BrokerKind::Firehose)
+                .map(|b| b.name())
+                .collect();
+            if !others.is_empty() {
+                eprintln!(
+                    "firehose-bench: the source scenario runs firehose only (not {})",
+                    others.join(", ")
+                );
+            }
+            for round in 1..=rounds {
+                let r = scenarios::source::run_round(
+                    &setup,
+                    wasm,
+                    &work.path,
+                    &mut run_no,
+                    (round, rounds),
+                )
+                .await;
+                results.extend(r);
+            }
+            continue;
+        }
         for round in 1..=rounds {
             let mut title = scenario.title(&params);
             if rounds > 1 {
@@ -300,12 +386,6 @@ async fn run(cli: Cli) -> Result<()> {
                 let dir = work
                     .path
                     .join(format!("{run_no:02}-{}-{kind}", scenario.name()));
-                let setup = Setup {
-                    bins: &bins,
-                    limits: &limits,
-                    policies: policies.as_ref(),
-                    params: &params,
-                };
                 let r = run_one(scenario, kind, &setup, &dir, run_no).await;
                 let r = r.unwrap_or_else(|e| BrokerResult::error(kind, &e));
                 eprintln!("  {}", r.summary());
@@ -339,6 +419,7 @@ async fn run(cli: Cli) -> Result<()> {
         &results,
         (started, finished),
         fd_limit,
+        &skipped,
     );
     println!("{md}");
     if let Some(out) = &cli.out {
@@ -365,7 +446,7 @@ async fn run_one(
     run_no: usize,
 ) -> Result<BrokerResult> {
     let mut broker =
-        RunningBroker::start(kind, setup.bins, setup.limits, setup.policies, dir).await?;
+        RunningBroker::start(kind, setup.bins, setup.limits, setup.policies, "", dir).await?;
     // Only the broker with the ACL component requires publishers to log in.
     let publisher_login = match kind {
         BrokerKind::FirehosePolicies => setup.policies.map(|p| p.login.clone()),
@@ -441,6 +522,7 @@ fn render(
     results: &[ScenarioResult],
     (started, finished): (u64, u64),
     fd_limit: u64,
+    skipped: &[String],
 ) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "## Benchmark results, {}\n", report::utc_time(started));
@@ -505,12 +587,23 @@ fn render(
          policies): above 1 is better for \"higher\" rows, below 1 for \"lower\" rows.\n",
         cli.keep_alive
     );
+    for note in skipped {
+        let _ = writeln!(out, "- Note: {note}.");
+    }
+    if !skipped.is_empty() {
+        out.push('\n');
+    }
     for (i, s) in results.iter().enumerate() {
         out.push_str(&s.markdown(i + 1));
         out.push('\n');
     }
     if cli.rounds > 1 {
         out.push_str(&report::policy_cost_summary(results));
+        let source =
+            report::variant_summary(results, scenarios::source::WASM, scenarios::source::NATIVE);
+        if !source.is_empty() {
+            let _ = write!(out, "\n{source}");
+        }
     }
     out
 }

@@ -1,6 +1,8 @@
 //! Results and their markdown rendering: one table of absolute figures per
 //! scenario (a row per broker), one table of firehose / peer ratios and one
-//! of firehose+policies / firehose (the cost of policies).
+//! of firehose+policies / firehose (the cost of policies); in the source
+//! scenario a row per variant of firehose (wasm source, native publisher)
+//! and their ratio (the cost of a WASM source).
 
 use std::fmt::Write as _;
 
@@ -54,6 +56,9 @@ pub enum Status {
 #[derive(Clone, Debug)]
 pub struct BrokerResult {
     pub broker: BrokerKind,
+    /// Names a variant of the same broker (the source scenario's "wasm
+    /// source" and "native publisher"); shown instead of the broker's name.
+    pub label: Option<&'static str>,
     pub metrics: Vec<Metric>,
     pub status: Status,
     pub notes: Vec<String>,
@@ -63,22 +68,35 @@ impl BrokerResult {
     pub fn new(broker: BrokerKind) -> BrokerResult {
         BrokerResult {
             broker,
+            label: None,
             metrics: Vec::new(),
             status: Status::Ok,
             notes: Vec::new(),
         }
     }
 
+    /// The same result as a named variant of its broker.
+    pub fn labeled(mut self, label: &'static str) -> BrokerResult {
+        self.label = Some(label);
+        self
+    }
+
+    /// The row's name: the variant's label, else the broker's name.
+    pub fn name(&self) -> &'static str {
+        self.label.unwrap_or(self.broker.name())
+    }
+
     pub fn error(broker: BrokerKind, err: &anyhow::Error) -> BrokerResult {
         BrokerResult {
             broker,
+            label: None,
             metrics: Vec::new(),
             status: Status::Error(format!("{err:#}")),
             notes: Vec::new(),
         }
     }
 
-    fn metric(&self, name: &str) -> Option<&Metric> {
+    pub fn metric(&self, name: &str) -> Option<&Metric> {
         self.metrics.iter().find(|m| m.name == name)
     }
 
@@ -101,7 +119,7 @@ impl BrokerResult {
             .collect();
         format!(
             "{:<17} {} | {}",
-            self.broker.name(),
+            self.name(),
             self.status_cell(),
             figures.join(", ")
         )
@@ -140,7 +158,7 @@ impl ScenarioResult {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} |",
-                r.broker,
+                r.name(),
                 r.status_cell(),
                 cells.join(" | ")
             );
@@ -148,14 +166,35 @@ impl ScenarioResult {
         let notes: Vec<String> = self
             .results
             .iter()
-            .flat_map(|r| r.notes.iter().map(move |n| format!("- {}: {n}", r.broker)))
+            .flat_map(|r| r.notes.iter().map(move |n| format!("- {}: {n}", r.name())))
             .collect();
         if !notes.is_empty() {
             let _ = writeln!(out, "\n{}", notes.join("\n"));
         }
         out.push_str(&self.peer_ratios());
         out.push_str(&self.policy_ratios());
+        out.push_str(&self.variant_ratios());
         out
+    }
+
+    /// The result labeled `label`, unless its run could not complete.
+    fn variant(&self, label: &str) -> Option<&BrokerResult> {
+        self.results
+            .iter()
+            .find(|r| r.label == Some(label) && !matches!(r.status, Status::Error(_)))
+    }
+
+    /// The first labeled variant / the other labeled ones.
+    fn variant_ratios(&self) -> String {
+        let labeled: Vec<&BrokerResult> = self
+            .results
+            .iter()
+            .filter(|r| r.label.is_some() && !matches!(r.status, Status::Error(_)))
+            .collect();
+        match labeled.split_first() {
+            Some((of, to)) if !to.is_empty() => ratio_table(of, to),
+            _ => String::new(),
+        }
     }
 
     /// `broker`'s result, unless its run could not complete.
@@ -167,7 +206,10 @@ impl ScenarioResult {
 
     /// firehose / peer for every metric with a better direction.
     fn peer_ratios(&self) -> String {
-        let Some(fh) = self.result(BrokerKind::Firehose) else {
+        let Some(fh) = self
+            .result(BrokerKind::Firehose)
+            .filter(|r| r.label.is_none())
+        else {
             return String::new();
         };
         let peers: Vec<&BrokerResult> = self
@@ -201,7 +243,7 @@ fn ratio_table(of: &BrokerResult, to: &[&BrokerResult]) -> String {
     let mut out = String::new();
     let heads: Vec<String> = to
         .iter()
-        .map(|p| format!("{} / {}", of.broker, p.broker))
+        .map(|p| format!("{} / {}", of.name(), p.name()))
         .collect();
     let _ = writeln!(out, "\n| ratio | better | {} |", heads.join(" | "));
     let _ = writeln!(out, "|---|---|{}", "---:|".repeat(to.len()));
@@ -225,55 +267,95 @@ fn ratio_table(of: &BrokerResult, to: &[&BrokerResult]) -> String {
     out
 }
 
-/// firehose+policies / firehose over the rounds of each scenario: the
-/// median, the range and every round's ratio, for each metric with a better
-/// direction. Empty without both firehose kinds.
-pub fn policy_cost_summary(results: &[ScenarioResult]) -> String {
+/// The distinct scenarios of `results`, in first-seen order.
+fn scenario_names(results: &[ScenarioResult]) -> Vec<&str> {
     let mut scenarios: Vec<&str> = Vec::new();
     for s in results {
         if !scenarios.contains(&s.scenario.as_str()) {
             scenarios.push(&s.scenario);
         }
     }
+    scenarios
+}
+
+/// Median, minimum and maximum; `None` for no values.
+fn spread(values: &[f64]) -> Option<(f64, f64, f64)> {
+    let median = median(values)?;
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    Some((median, min, max))
+}
+
+/// The (numerator, denominator) pairs of every round of every scenario
+/// that has both, `pick` choosing them; and for each metric with a better
+/// direction, its values in each pair.
+fn paired_rounds<'a>(
+    results: &'a [ScenarioResult],
+    pick: impl Fn(&'a ScenarioResult) -> Option<(&'a BrokerResult, &'a BrokerResult)>,
+) -> Vec<(&'a str, Vec<(&'a BrokerResult, &'a BrokerResult)>)> {
+    scenario_names(results)
+        .into_iter()
+        .map(|scenario| {
+            let rounds = results
+                .iter()
+                .filter(|s| s.scenario == scenario)
+                .filter_map(&pick)
+                .collect();
+            (scenario, rounds)
+        })
+        .collect()
+}
+
+/// `(a, b)` of metric `name` in every pair where both are finite and `b`
+/// is positive.
+fn metric_pairs(pairs: &[(&BrokerResult, &BrokerResult)], name: &str) -> Vec<(f64, f64)> {
+    pairs
+        .iter()
+        .filter_map(|(of, to)| {
+            let a = of.metric(name)?.value;
+            let b = to.metric(name)?.value;
+            (a.is_finite() && b.is_finite() && b > 0.0).then_some((a, b))
+        })
+        .collect()
+}
+
+fn direction(better: Better) -> &'static str {
+    if better == Better::Higher {
+        "higher"
+    } else {
+        "lower"
+    }
+}
+
+/// firehose+policies / firehose over the rounds of each scenario: the
+/// median, the range and every round's ratio, for each metric with a better
+/// direction. Empty without both firehose kinds.
+pub fn policy_cost_summary(results: &[ScenarioResult]) -> String {
     let mut rows = String::new();
-    for scenario in scenarios {
-        let rounds: Vec<(&BrokerResult, &BrokerResult)> = results
-            .iter()
-            .filter(|s| s.scenario == scenario)
-            .filter_map(|s| {
-                Some((
-                    s.result(BrokerKind::FirehosePolicies)?,
-                    s.result(BrokerKind::Firehose)?,
-                ))
-            })
-            .collect();
+    let paired = paired_rounds(results, |s| {
+        Some((
+            s.result(BrokerKind::FirehosePolicies)?,
+            s.result(BrokerKind::Firehose)?,
+        ))
+    });
+    for (scenario, rounds) in paired {
         let Some((first, _)) = rounds.first() else {
             continue;
         };
         for m in first.metrics.iter().filter(|m| m.better != Better::Info) {
-            let ratios: Vec<f64> = rounds
-                .iter()
-                .filter_map(|(with, without)| {
-                    let a = with.metric(m.name)?.value;
-                    let b = without.metric(m.name)?.value;
-                    (a.is_finite() && b.is_finite() && b > 0.0).then(|| a / b)
-                })
+            let ratios: Vec<f64> = metric_pairs(&rounds, m.name)
+                .into_iter()
+                .map(|(a, b)| a / b)
                 .collect();
-            let Some(median) = median(&ratios) else {
+            let Some((median, min, max)) = spread(&ratios) else {
                 continue;
             };
-            let min = ratios.iter().copied().fold(f64::INFINITY, f64::min);
-            let max = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
-            let dir = if m.better == Better::Higher {
-                "higher"
-            } else {
-                "lower"
-            };
             let _ = writeln!(
                 rows,
-                "| {scenario} | {} | {dir} | {median:.2}x | {min:.2}x - {max:.2}x | {} |",
+                "| {scenario} | {} | {} | {median:.2}x | {min:.2}x - {max:.2}x | {} |",
                 m.name,
+                direction(m.better),
                 each.join(", ")
             );
         }
@@ -285,6 +367,58 @@ pub fn policy_cost_summary(results: &[ScenarioResult]) -> String {
         "### Cost of policies over the rounds: firehose+policies / firehose\n\n\
          | scenario | metric | better | median | range | each round |\n\
          |---|---|---|---:|---:|---|\n{rows}"
+    )
+}
+
+/// Variant `of` against variant `to` (labels of [`BrokerResult`]) over the
+/// rounds of each scenario: each one's median and range of the absolute
+/// figures, and the median, range and every round of `of` / `to`, for each
+/// metric with a better direction. Empty without both variants.
+pub fn variant_summary(results: &[ScenarioResult], of: &str, to: &str) -> String {
+    let mut rows = String::new();
+    let paired = paired_rounds(results, |s| Some((s.variant(of)?, s.variant(to)?)));
+    for (scenario, rounds) in paired {
+        let Some((first, _)) = rounds.first() else {
+            continue;
+        };
+        for m in first.metrics.iter().filter(|m| m.better != Better::Info) {
+            let pairs = metric_pairs(&rounds, m.name);
+            let ratios: Vec<f64> = pairs.iter().map(|(a, b)| a / b).collect();
+            let Some((median, min, max)) = spread(&ratios) else {
+                continue;
+            };
+            let absolute = |values: Vec<f64>| {
+                spread(&values).map_or_else(String::new, |(median, min, max)| {
+                    let f = |v: f64| {
+                        Metric {
+                            value: v,
+                            ..m.clone()
+                        }
+                        .formatted()
+                    };
+                    format!("{} ({} - {})", f(median), f(min), f(max))
+                })
+            };
+            let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+            let _ = writeln!(
+                rows,
+                "| {scenario} | {} | {} | {} | {} | {median:.2}x | {min:.2}x - {max:.2}x | {} |",
+                m.name,
+                direction(m.better),
+                absolute(pairs.iter().map(|p| p.0).collect()),
+                absolute(pairs.iter().map(|p| p.1).collect()),
+                each.join(", ")
+            );
+        }
+    }
+    if rows.is_empty() {
+        return String::new();
+    }
+    format!(
+        "### {of} / {to} over the rounds\n\n\
+         | scenario | metric | better | {of}: median (range) | {to}: median (range) | \
+         {of} / {to}: median | range | each round |\n\
+         |---|---|---|---:|---:|---:|---:|---|\n{rows}"
     )
 }
 
@@ -411,6 +545,49 @@ mod tests {
             results: vec![result(BrokerKind::Firehose, 1.0, 1.0)],
         };
         assert_eq!(policy_cost_summary(&[plain]), "");
+    }
+
+    #[test]
+    fn variants_of_one_broker() {
+        let round = |wasm: f64, native: f64| ScenarioResult {
+            scenario: "Source, 1 subscriber".into(),
+            title: "Source (round)".into(),
+            description: String::new(),
+            results: vec![
+                result(BrokerKind::Firehose, wasm, 2.0).labeled("wasm source"),
+                result(BrokerKind::Firehose, native, 1.0).labeled("native publisher"),
+            ],
+        };
+        let rounds = [
+            round(80.0, 100.0),
+            round(90.0, 100.0),
+            round(1000.0, 2000.0),
+        ];
+        let table = rounds[0].markdown(1);
+        assert!(table.contains("| wasm source | ok | 80 |"), "{table}");
+        assert!(
+            table.contains("| ratio | better | wasm source / native publisher |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| delivered msg/s | higher | 0.80x |"),
+            "{table}"
+        );
+        // Not a firehose / peer comparison.
+        assert!(!table.contains("firehose /"), "{table}");
+        let md = variant_summary(&rounds, "wasm source", "native publisher");
+        assert!(
+            md.contains(
+                "| Source, 1 subscriber | delivered msg/s | higher | 90 (80 - 1,000) | 100 (100 - \
+                 2,000) | 0.80x | 0.50x - 0.90x | 0.80, 0.90, 0.50 |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| broker CPU us/msg | lower | 2.000 (2.000 - 2.000) |"),
+            "{md}"
+        );
+        assert_eq!(variant_summary(&rounds, "wasm source", "other"), "");
     }
 
     #[test]

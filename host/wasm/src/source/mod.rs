@@ -18,12 +18,17 @@
 //! result says which ([`RunError`]). Restarting, backoff and stopping are
 //! the supervisor's job (in the broker): this module runs one run and
 //! reports, and must not decide what happens next.
+//!
+//! A source may export `run`, `wasi:http/incoming-handler@0.2.x` (a
+//! *webhook source*, see [`webhook`]), or both; [`Source::handle_http`]
+//! serves one HTTP request in a fresh store and instance of its own.
 
 mod budget;
 pub mod grants;
 mod net;
 pub mod publish;
 mod state;
+pub mod webhook;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -32,9 +37,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::sync::watch;
-use wasmtime::component::{HasSelf, Linker};
+use tokio::sync::{Semaphore, watch};
+use wasmtime::component::{HasSelf, InstancePre, Linker};
 use wasmtime::{Store, Trap};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::bindings::source as wit;
 use crate::cache::{CacheOutcome, ComponentCache};
@@ -49,6 +55,7 @@ use crate::wasi_ctx::StdioMode;
 pub use grants::{GrantError, TcpGrant};
 pub use publish::TopicPrefix;
 pub(crate) use state::SourceState;
+pub use webhook::{WebhookError, WebhookRequest, WebhookResponse};
 
 /// Epoch ticks a source runs before it yields to the async runtime.
 pub const YIELD_TICKS: u64 = 10;
@@ -94,6 +101,8 @@ pub struct SourceSpec {
     /// The largest message it may publish (topic, payload and
     /// properties), in bytes.
     pub max_message_bytes: u32,
+    /// How long one webhook request may take (see [`webhook`]).
+    pub webhook_deadline: std::time::Duration,
 }
 
 impl SourceSpec {
@@ -109,6 +118,7 @@ impl SourceSpec {
             stdio: StdioMode::Discard,
             memory_mib: DEFAULT_MEMORY_MIB,
             max_message_bytes: 1 << 20,
+            webhook_deadline: webhook::DEFAULT_WEBHOOK_DEADLINE,
         }
     }
 
@@ -139,6 +149,8 @@ pub enum RunError {
     Exited { name: String, code: i32 },
     #[error("source {name}: cannot create an instance: {message}")]
     Instantiate { name: String, message: String },
+    #[error("source {name}: exports no run (a webhook source serves only HTTP requests)")]
+    NoRun { name: String },
 }
 
 /// Publish counters of a source, over all its runs.
@@ -175,7 +187,12 @@ pub struct Source {
 
 struct Inner {
     engine: WasmEngine,
-    pre: wit::SourcePre<SourceState>,
+    /// Its `run` export, when it has one.
+    run: Option<wit::SourcePre<SourceState>>,
+    /// Its `wasi:http/incoming-handler` export, when it has one.
+    http: Option<ProxyPre<SourceState>>,
+    /// Bounds the webhook requests running at once.
+    http_slots: Arc<Semaphore>,
     spec: SourceSpec,
     name: Arc<str>,
     config: Arc<BTreeMap<String, String>>,
@@ -217,9 +234,9 @@ impl Source {
             };
         let pre = linker(engine.engine())
             .and_then(|linker| linker.instantiate_pre(&component))
-            .and_then(wit::SourcePre::new);
-        let pre = match pre {
-            Ok(pre) => pre,
+            .and_then(EntryPoints::new);
+        let entry = match pre {
+            Ok(entry) => entry,
             Err(e) => {
                 return Err(LoadError::Link {
                     name,
@@ -235,13 +252,17 @@ impl Source {
             bus_version = %info.bus_version,
             prefix = %spec.prefix,
             tcp_grants = spec.tcp.len(),
+            run = entry.run.is_some(),
+            webhook = entry.http.is_some(),
             cache = ?cache_outcome,
             "source loaded"
         );
         Ok(Source {
             inner: Arc::new(Inner {
                 engine: engine.clone(),
-                pre,
+                run: entry.run,
+                http: entry.http,
+                http_slots: Arc::new(Semaphore::new(webhook::MAX_CONCURRENT_REQUESTS)),
                 name: Arc::from(name.as_str()),
                 config: Arc::new(spec.config.clone()),
                 spec,
@@ -272,21 +293,23 @@ impl Source {
         self.inner.cache
     }
 
-    /// Publish counters over all runs.
+    /// Publish counters over all runs and webhook requests.
     pub fn counts(&self) -> PublishCounts {
         self.inner.stats.counts()
     }
 
-    /// Runs the source once, in a fresh store: instantiates it and calls
-    /// its `run`. Returns `Ok` when `run` returned `ok` (it should do so
-    /// only after `publish` said `shutting-down`, which it does once
-    /// `stop` is `true`). Drop the future to stop a source that does not
-    /// return.
-    pub async fn run(
-        &self,
-        sink: Arc<dyn SourceSink>,
-        stop: watch::Receiver<bool>,
-    ) -> Result<(), RunError> {
+    /// Whether it exports `run` (a long-running publisher).
+    pub fn has_run(&self) -> bool {
+        self.inner.run.is_some()
+    }
+
+    /// Whether it exports `wasi:http/incoming-handler` (a webhook source).
+    pub fn is_webhook(&self) -> bool {
+        self.inner.http.is_some()
+    }
+
+    /// A fresh store for one run or one request of this source.
+    fn store(&self, sink: Arc<dyn SourceSink>, stop: watch::Receiver<bool>) -> Store<SourceState> {
         let inner = &*self.inner;
         let spec = &inner.spec;
         let name = inner.name.clone();
@@ -311,8 +334,148 @@ impl Source {
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(YIELD_TICKS);
         store.epoch_deadline_async_yield_and_update(YIELD_TICKS);
+        store
+    }
 
-        let bindings = match inner.pre.instantiate_async(&mut store).await {
+    /// Serves one HTTP request with the component's
+    /// `wasi:http/incoming-handler`, in a fresh store and instance (see
+    /// [`webhook`] for the limits). What it publishes goes through the
+    /// same checks, counters and `sink` as `run`'s; `stop` makes its
+    /// `publish` answer `shutting-down`, as for `run`.
+    pub async fn handle_http(
+        &self,
+        sink: Arc<dyn SourceSink>,
+        stop: watch::Receiver<bool>,
+        request: WebhookRequest,
+    ) -> Result<WebhookResponse, WebhookError> {
+        let name = self.name().to_owned();
+        let Some(pre) = self.inner.http.clone() else {
+            return Err(WebhookError::NotAWebhook { name });
+        };
+        let deadline_ms = self.inner.spec.webhook_deadline.as_millis() as u64;
+        let deadline = std::time::Instant::now() + self.inner.spec.webhook_deadline;
+        let _slot = match tokio::time::timeout(
+            webhook::left(deadline),
+            self.inner.http_slots.clone().acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(slot)) => slot,
+            Ok(Err(_)) | Err(_) => return Err(WebhookError::Busy { name, deadline_ms }),
+        };
+        let secure = request.secure;
+        let request =
+            webhook::hyper_request(request).map_err(|message| WebhookError::BadRequest {
+                name: name.clone(),
+                message,
+            })?;
+        let mut store = self.store(sink, stop);
+        let (req, out, response) = webhook::prepare(&mut store, request, secure).map_err(|e| {
+            WebhookError::BadRequest {
+                name: name.clone(),
+                message: format!("{e:#}"),
+            }
+        })?;
+        // The call runs on a task of its own while this one reads the
+        // response body it streams; dropping the guard drops its store.
+        let mut call = webhook::AbortOnDrop(tokio::spawn(async move {
+            let proxy = pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(|e| (true, e))?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, req, out)
+                .await
+                .map_err(|e| (false, e))
+        }));
+        let within = tokio::time::timeout(webhook::left(deadline), async {
+            match response.await {
+                Ok(Ok(response)) => webhook::read_response(&name, response).await,
+                Ok(Err(code)) => Err(WebhookError::Failed {
+                    name: name.clone(),
+                    message: format!("{code:?}"),
+                }),
+                // The handler returned (or trapped) without answering.
+                Err(_) => Err(self.call_failure((&mut call.0).await)),
+            }
+        })
+        .await;
+        let result = match within {
+            Ok(result) => result,
+            Err(_) => return Err(WebhookError::Timeout { name, deadline_ms }),
+        };
+        if result.is_ok() && !call.0.is_finished() {
+            // Answered, but still running: it gets the rest of the
+            // deadline, then its store is dropped.
+            let rest = webhook::left(deadline);
+            match tokio::time::timeout(rest, &mut call.0).await {
+                Ok(Ok(Err((_, e)))) => tracing::warn!(
+                    target: "firehose_wasm::source",
+                    source = %name,
+                    error = %self.classify(e),
+                    "the webhook handler failed after it answered"
+                ),
+                Ok(_) => {}
+                Err(_) => tracing::warn!(
+                    target: "firehose_wasm::source",
+                    source = %name,
+                    deadline_ms,
+                    "the webhook handler was still running at the deadline after it answered; stopped"
+                ),
+            }
+        }
+        result
+    }
+
+    /// Why a handler call ended without a response.
+    fn call_failure(
+        &self,
+        joined: Result<Result<(), (bool, wasmtime::Error)>, tokio::task::JoinError>,
+    ) -> WebhookError {
+        let name = self.name().to_owned();
+        match joined {
+            Ok(Ok(())) => WebhookError::NoResponse { name },
+            Ok(Err((instantiating, e))) => match self.classify(e) {
+                RunError::OutOfMemory { memory_mib, .. } => {
+                    WebhookError::OutOfMemory { name, memory_mib }
+                }
+                RunError::Exited { code, .. } => WebhookError::Trap {
+                    name,
+                    message: format!("exited with status {code}"),
+                },
+                RunError::Trap { message, .. } if instantiating => {
+                    WebhookError::Instantiate { name, message }
+                }
+                other => WebhookError::Trap {
+                    name,
+                    message: other.to_string(),
+                },
+            },
+            Err(e) => WebhookError::Trap {
+                name,
+                message: format!("the handler task ended: {e}"),
+            },
+        }
+    }
+
+    /// Runs the source once, in a fresh store: instantiates it and calls
+    /// its `run`. Returns `Ok` when `run` returned `ok` (it should do so
+    /// only after `publish` said `shutting-down`, which it does once
+    /// `stop` is `true`). Drop the future to stop a source that does not
+    /// return.
+    pub async fn run(
+        &self,
+        sink: Arc<dyn SourceSink>,
+        stop: watch::Receiver<bool>,
+    ) -> Result<(), RunError> {
+        let Some(pre) = &self.inner.run else {
+            return Err(RunError::NoRun {
+                name: self.name().to_owned(),
+            });
+        };
+        let mut store = self.store(sink, stop);
+        let bindings = match pre.instantiate_async(&mut store).await {
             Ok(bindings) => bindings,
             Err(e) => {
                 return Err(match self.classify(e) {
@@ -355,11 +518,37 @@ impl Source {
 }
 
 /// A linker with everything a source may import: WASI 0.2 (with the
-/// network gate of [`net`]), `config`, `log` and `publish`.
+/// network gate of [`net`]), `wasi:http` (types for the incoming handler;
+/// outgoing requests refused, see [`webhook`]), `config`, `log` and
+/// `publish`.
 pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<SourceState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     net::add_gates(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     wit::Source::add_to_linker::<SourceState, HasSelf<SourceState>>(&mut linker, |s| s)?;
     Ok(linker)
+}
+
+/// The exports of a linked source: `run`, the HTTP handler, or both.
+pub(crate) struct EntryPoints {
+    pub(crate) run: Option<wit::SourcePre<SourceState>>,
+    pub(crate) http: Option<ProxyPre<SourceState>>,
+}
+
+impl EntryPoints {
+    /// Finds the entry points of `pre`; fails when it has neither.
+    pub(crate) fn new(pre: InstancePre<SourceState>) -> wasmtime::Result<Self> {
+        let run = wit::SourcePre::new(pre.clone());
+        let http = ProxyPre::new(pre);
+        match (run, http) {
+            (Err(run), Err(http)) => Err(run.context(format!(
+                "a source exports firehose:bus/run or wasi:http/incoming-handler;                  as a webhook source: {http:#}"
+            ))),
+            (run, http) => Ok(EntryPoints {
+                run: run.ok(),
+                http: http.ok(),
+            }),
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! The data of a source's store: its name and config, its WASI context
-//! and resource table, its memory limits, its network gate and what the
-//! publish import needs. One store per run; a restart gets a fresh one.
+//! and resource table, its memory limits, its network gate, its
+//! `wasi:http` context and what the publish import needs. One store per
+//! run (a restart gets a fresh one) and one per webhook request.
 //!
 //! Also the two plain imports a source shares with policies:
 //! `firehose:bus/config` (its own table) and `firehose:bus/log` (into
@@ -15,10 +16,12 @@ use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::sockets::WasiSocketsCtxView;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::budget::LogBudget;
 use super::net::NetPolicy;
 use super::publish::Publisher;
+use super::webhook::DenyOutgoingHttp;
 use crate::bindings::acl::firehose::bus::{config, log};
 use crate::bindings::source::firehose::bus::publish::PublishError;
 use crate::host_imports::{emit_guest_log, truncate};
@@ -40,6 +43,10 @@ pub(crate) struct SourceState {
     pub(crate) publisher: Publisher,
     log_budget: LogBudget,
     reject_budget: LogBudget,
+    /// `wasi:http` (the types of the incoming handler, and the outgoing
+    /// handler, whose every request [`DenyOutgoingHttp`] refuses).
+    http: WasiHttpCtx,
+    http_hooks: DenyOutgoingHttp,
 }
 
 impl SourceState {
@@ -51,6 +58,7 @@ impl SourceState {
         net: Arc<NetPolicy>,
         publisher: Publisher,
     ) -> Self {
+        let name_for_hooks = name.clone();
         SourceState {
             name,
             config,
@@ -61,6 +69,8 @@ impl SourceState {
             publisher,
             log_budget: LogBudget::new(LOG_LINES_PER_SEC),
             reject_budget: LogBudget::new(REJECT_LOG_PER_SEC),
+            http: WasiHttpCtx::new(),
+            http_hooks: DenyOutgoingHttp::new(name_for_hooks),
         }
     }
 
@@ -101,6 +111,16 @@ impl WasiView for SourceState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for SourceState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_hooks,
         }
     }
 }

@@ -10,3 +10,4 @@ mod faults;
 mod semver;
 mod source;
 mod transform;
+mod webhook;

@@ -1,4 +1,5 @@
-//! A blocking TCP client over `wasi:sockets` with the `wasip2` crate.
+//! A blocking TCP client over `wasi:sockets` with the `wasip2` crate
+//! (shared with `source-flood`, which includes this file).
 //!
 //! Rust's `std::net::TcpStream` on wasm32-wasip2 goes through wasi-libc's
 //! sockets, which Debian's `wasi-libc` (a wasip1 build) does not have: a
@@ -112,6 +113,18 @@ impl Connection {
             }
         }
         Ok(String::from_utf8_lossy(&line).trim_end().to_owned())
+    }
+
+    /// Reads (and discards) until the peer closes the connection.
+    #[allow(dead_code)] // source-flood shares this file and uses it
+    pub fn wait_closed(&mut self) -> Result<(), String> {
+        loop {
+            match self.input.blocking_read(1024) {
+                Ok(_) => {}
+                Err(StreamError::Closed) => return Ok(()),
+                Err(e) => return Err(format!("read: {}", stream_error(e))),
+            }
+        }
     }
 }
 

@@ -1,6 +1,10 @@
-//! The five scenarios and what they share: parameters, client-group threads
+//! The six scenarios and what they share: parameters, client-group threads
 //! (each group runs on its own current_thread tokio runtime), the payload
 //! layouts, the warm-up handshake and the QoS 0 receive loop.
+//!
+//! Five run against every broker through [`run`]; the sixth, `source`
+//! (the cost of a WASM source), runs two variants of firehose instead and
+//! is driven by [`source::run_round`].
 //!
 //! Every payload carries a sequence number (u64::MAX marks a warm-up
 //! message, never counted), the send time in nanoseconds since the run's
@@ -12,6 +16,7 @@ pub mod fanout;
 pub mod idle;
 pub mod latency;
 pub mod qos1;
+pub mod source;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -52,6 +57,14 @@ pub struct Params {
     pub settle: Duration,
     /// Cap on the publishing phase of a throughput scenario.
     pub max_time: Duration,
+    /// Source scenario: messages the source (and the native publisher)
+    /// publish in each run.
+    pub source_messages: u64,
+    /// Source scenario: the subscriber counts, each measured with both
+    /// variants.
+    pub source_subscribers: Vec<usize>,
+    /// Source scenario: firehose's `max_queued_qos0` (per subscriber).
+    pub source_queue: usize,
 }
 
 /// What a scenario gets to run against one broker.
@@ -83,15 +96,18 @@ pub enum Scenario {
     Qos1,
     Latency,
     Idle,
+    /// The cost of a WASM source: firehose only, two variants.
+    Source,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 6] = [
         Scenario::FanOut,
         Scenario::FanIn,
         Scenario::Qos1,
         Scenario::Latency,
         Scenario::Idle,
+        Scenario::Source,
     ];
 
     pub fn name(self) -> &'static str {
@@ -101,6 +117,7 @@ impl Scenario {
             Scenario::Qos1 => "qos1",
             Scenario::Latency => "latency",
             Scenario::Idle => "idle",
+            Scenario::Source => "source",
         }
     }
 
@@ -108,7 +125,9 @@ impl Scenario {
         Scenario::ALL
             .into_iter()
             .find(|k| k.name() == s.trim())
-            .with_context(|| format!("unknown scenario {s:?} (fanout, fanin, qos1, latency, idle)"))
+            .with_context(|| {
+                format!("unknown scenario {s:?} (fanout, fanin, qos1, latency, idle, source)")
+            })
     }
 
     pub fn title(self, p: &Params) -> String {
@@ -128,6 +147,7 @@ impl Scenario {
                 p.rate, p.subscribers
             ),
             Scenario::Idle => format!("Idle connections: {}", p.connections),
+            Scenario::Source => source::title(p, None),
         }
     }
 
@@ -172,6 +192,7 @@ impl Scenario {
                  answer a PINGREQ.",
                 p.connections, p.keep_alive
             ),
+            Scenario::Source => source::description(p, None),
         }
     }
 }
@@ -184,6 +205,8 @@ pub async fn run(scenario: Scenario, ctx: &Ctx) -> Result<BrokerResult> {
         Scenario::Qos1 => qos1::run(ctx).await,
         Scenario::Latency => latency::run(ctx).await,
         Scenario::Idle => idle::run(ctx).await,
+        // Two variants of one broker, not one run per broker.
+        Scenario::Source => bail!("the source scenario runs through source::run_round"),
     }
 }
 

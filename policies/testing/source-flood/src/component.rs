@@ -1,0 +1,99 @@
+//! The wit-bindgen glue: the go handshake, the flood and the report.
+
+use std::time::{Duration, Instant};
+
+use crate::{Settings, done_line, tcp};
+
+wit_bindgen::generate!({ path: "../../../wit", world: "source" });
+
+use exports::firehose::bus::run::Guest;
+use firehose::bus::config;
+use firehose::bus::log::{Level, log};
+use firehose::bus::publish::{PublishError, publish};
+use firehose::bus::types::{Message, Qos};
+
+struct Flood;
+
+/// How long the source keeps trying to connect to `go`.
+const CONNECT_FOR: Duration = Duration::from_secs(60);
+
+/// Connects to `addr`, retrying every 20 ms while it fails.
+fn connect(addr: &str) -> Result<tcp::Connection, String> {
+    let deadline = Instant::now() + CONNECT_FOR;
+    loop {
+        match tcp::connect(addr) {
+            Ok(connection) => return Ok(connection),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// Idles until the broker stops the source.
+fn idle(topic: &str) -> Result<(), String> {
+    let message = Message {
+        topic: format!("{topic}/idle"),
+        payload: vec![b'.'],
+        qos: Qos::AtMostOnce,
+        retain: false,
+        content_type: None,
+        user_properties: Vec::new(),
+    };
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        match publish(&message) {
+            Ok(()) => {}
+            Err(PublishError::ShuttingDown) => return Ok(()),
+            Err(e) => return Err(format!("idle publish: {e:?}")),
+        }
+    }
+}
+
+impl Guest for Flood {
+    fn run() -> Result<(), String> {
+        let s = Settings::from_config(config::get)?;
+        let mut go = connect(&s.go)?;
+        let line = go.read_line()?;
+        if line != "go" {
+            return Err(format!("expected `go` from {}, got {line:?}", s.go));
+        }
+        let mut message = Message {
+            topic: s.topic.clone(),
+            payload: s.format.template(s.payload_size),
+            qos: if s.qos1 {
+                Qos::AtLeastOnce
+            } else {
+                Qos::AtMostOnce
+            },
+            retain: false,
+            content_type: None,
+            user_properties: Vec::new(),
+        };
+        let (mut published, mut errors) = (0u64, 0u64);
+        let started = Instant::now();
+        for seq in 0..s.count {
+            s.format.write_seq(&mut message.payload, seq);
+            match publish(&message) {
+                Ok(()) => published += 1,
+                Err(PublishError::ShuttingDown) => return Ok(()),
+                Err(e) => {
+                    if errors == 0 {
+                        log(Level::Warn, &format!("publish {seq}: {e:?}"));
+                    }
+                    errors += 1;
+                }
+            }
+        }
+        let took = started.elapsed().as_nanos();
+        go.write_all(done_line(published, errors, took).as_bytes())?;
+        log(
+            Level::Info,
+            &format!("published {published} messages ({errors} errors) in {took} ns"),
+        );
+        go.wait_closed()?;
+        drop(go);
+        idle(&s.topic)
+    }
+}
+
+export!(Flood);
