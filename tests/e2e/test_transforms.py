@@ -197,3 +197,56 @@ def test_policy_try_runs_a_policy_without_a_broker():
                         str(wasm_component("fault-transform-loop")), "publish a/b x"],
                        capture_output=True, text=True, timeout=60)
     assert "FAILED" in r.stdout and "deadline" in r.stdout, r.stdout
+
+
+@pytest.mark.transforms(REDACT_CHAIN)
+def test_pipelined_publishes_keep_their_order_through_and_around_a_chain(broker, clients):
+    """Messages of one read are transformed first and routed together: the
+    order of one client's publishes holds across transformed and plain
+    topics, and a SUBSCRIBE pipelined after a PUBLISH does not see it."""
+    import mqtt_raw as raw
+
+    transformed, plain = uniq(REDACTED), uniq()
+    sub = clients.anonymous()
+    sub.subscribe(transformed, 0)
+    sub.subscribe(plain, 0)
+    pub = raw.RawClient(broker.host, broker.mqtt_port)
+    assert pub.mqtt_connect(version=5, client_id="pipelined-" + plain[-6:],
+                            username=broker.user, password=broker.password.encode()) == 0
+    sent = []
+    batch = b""
+    for i in range(40):
+        topic = transformed if i % 3 else plain
+        body = {"n": i, "email": "x@example.org"}
+        sent.append((topic, i))
+        batch += raw.publish(topic, json.dumps(body).encode(), qos=0)
+    # The publisher subscribes to the transformed topic right after: the
+    # messages it published before must not come back to it.
+    batch += raw.subscribe(1, [(transformed, 0)])
+    batch += raw.publish(transformed, json.dumps({"n": 40}).encode(), qos=1, packet_id=2)
+    pub.send(batch)
+
+    got = []
+    deadline = time.monotonic() + 10
+    while len(got) < 41:
+        assert time.monotonic() < deadline, f"only {len(got)} of 41 arrived"
+        got += [(m.topic, json.loads(m.payload)) for m in sub.drain(0.2)]
+    assert [(t, p["n"]) for t, p in got] == sent + [(transformed, 40)], "out of order"
+    assert all("email" not in p for t, p in got if t == transformed), "redacted"
+    assert all("email" in p for t, p in got if t == plain), "untouched"
+
+    # The publisher gets SUBACK, PUBACK and its own last message only.
+    own, acked = [], False
+    deadline = time.monotonic() + 10
+    while not (acked and own):
+        assert time.monotonic() < deadline, f"acked={acked}, own={own}"
+        ptype, flags, body = pub.recv_packet(timeout=5)
+        if ptype == raw.PUBACK:
+            acked = True
+        elif ptype == raw.PUBLISH:
+            own.append(json.loads(raw.parse_publish(flags, body)["payload"]))
+    with pytest.raises(TimeoutError):
+        ptype, flags, body = pub.recv_packet(timeout=1)
+        own.append((ptype, body))
+    assert own == [{"n": 40}], "a message published before the SUBSCRIBE came back"
+    pub.close()

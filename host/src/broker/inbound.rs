@@ -30,12 +30,15 @@ pub(super) enum Handled {
     Subscribe(Subscribe),
     /// A PUBLISH whose decision is not cached.
     AskPublish(Publish),
+    /// An allowed PUBLISH whose topic has a transform chain.
+    Transform(Publish),
 }
 
 /// Where a PUBLISH stands after its synchronous checks.
 enum PublishStep {
     Done(Option<Ending>),
     Ask(Publish),
+    Transform(Publish),
 }
 
 impl Client {
@@ -47,6 +50,7 @@ impl Client {
             Packet::Publish(publish) => match self.on_publish(publish) {
                 PublishStep::Done(ending) => ending,
                 PublishStep::Ask(publish) => return Handled::AskPublish(publish),
+                PublishStep::Transform(publish) => return Handled::Transform(publish),
             },
             Packet::PubAck(ack) => {
                 let mut state = self.session.lock();
@@ -126,6 +130,7 @@ impl Client {
             Handled::Done(ending) => ending,
             Handled::Subscribe(subscribe) => Box::pin(self.on_subscribe(subscribe)).await,
             Handled::AskPublish(publish) => Box::pin(self.on_publish_uncached(publish)).await,
+            Handled::Transform(publish) => Box::pin(self.stage_publish(publish)).await,
         }
     }
 
@@ -189,10 +194,11 @@ impl Client {
         }
         match self.cached_publish_decision(&publish.topic) {
             Some(Decision::Allow) if self.broker.transforms_apply(&publish.topic) => {
-                PublishStep::Ask(publish)
+                PublishStep::Transform(publish)
             }
             Some(Decision::Allow) => {
-                self.broker.publish(self.message(&publish));
+                let message = self.message(&publish);
+                self.staged.push(message);
                 PublishStep::Done(self.acknowledge(&publish, reason::SUCCESS))
             }
             Some(Decision::Deny(why)) => PublishStep::Done(self.refused(&publish, &why)),
@@ -200,21 +206,21 @@ impl Client {
         }
     }
 
-    /// A PUBLISH that needs to wait: for the authorizer (its decision is
-    /// not remembered) or for the transform chain of its topic. The
-    /// acknowledgement goes out once the message is routed.
+    /// A PUBLISH whose decision is not remembered: the authorizer decides.
     async fn on_publish_uncached(&mut self, publish: Publish) -> Option<Ending> {
-        let decision = match self.cached_publish_decision(&publish.topic) {
-            Some(decision) => decision,
-            None => self.ask_publish(&publish).await,
-        };
-        match decision {
-            Decision::Allow => {
-                self.broker.ingest(self.message(&publish)).await;
-                self.acknowledge(&publish, reason::SUCCESS)
-            }
+        match self.ask_publish(&publish).await {
+            Decision::Allow => self.stage_publish(publish).await,
             Decision::Deny(why) => self.refused(&publish, &why),
         }
+    }
+
+    /// An allowed PUBLISH: through the transform chain of its topic into
+    /// [`Client::staged`], routed with the rest of this read's messages,
+    /// then acknowledged.
+    async fn stage_publish(&mut self, publish: Publish) -> Option<Ending> {
+        let message = self.message(&publish);
+        self.broker.transform_into(message, &mut self.staged).await;
+        self.acknowledge(&publish, reason::SUCCESS)
     }
 
     /// Counts and acknowledges a refused PUBLISH; nothing is routed.

@@ -136,6 +136,28 @@ impl Broker {
         }
     }
 
+    /// Runs `message` through the transform chain for its topic (if any)
+    /// and appends what is to be routed to `staged`, in order, without
+    /// routing it: the caller routes a batch at once with
+    /// [`Broker::route_staged`].
+    pub async fn transform_into(&self, message: Arc<Message>, staged: &mut Vec<Arc<Message>>) {
+        let policies = self.policies.load_full();
+        match policies.transforms.for_topic(&message.topic) {
+            None => staged.push(message),
+            Some(chain) => {
+                let max_payload = self.limits.max_packet_size as usize;
+                staged.extend(chain.apply(message, max_payload).await);
+            }
+        }
+    }
+
+    /// Routes the messages [`Broker::transform_into`] staged, in order.
+    pub fn route_staged(&self, staged: &mut Vec<Arc<Message>>) {
+        for message in staged.drain(..) {
+            self.route(message);
+        }
+    }
+
     /// Counts a refused publish and logs it at debug level, at most once a
     /// second (the rest are counted in the next line).
     pub fn note_refused_publish(&self, client: &ClientInfo, topic: &str, reason: &str) {
