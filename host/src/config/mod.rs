@@ -251,6 +251,20 @@ impl Config {
             for (j, grant) in source.grants.tcp.iter_mut().enumerate() {
                 *grant = external::expand_str(grant, &format!("source[{i}].grants.tcp[{j}]"))?;
             }
+            for (j, grant) in source.grants.http.iter_mut().enumerate() {
+                *grant = external::expand_str(grant, &format!("source[{i}].grants.http[{j}]"))?;
+            }
+            if let Some(ca) = &mut source.grants.http_ca {
+                let key = format!("source[{i}].grants.http_ca");
+                let path = ca
+                    .to_str()
+                    .ok_or_else(|| (key.clone(), "not UTF-8".to_owned()))?;
+                // Resolved here, before validation reads it.
+                *ca = base.join(external::expand_str(path, &key)?);
+            }
+            if let Some(secret) = &mut source.webhook.secret {
+                secret.expand(&format!("source[{i}].webhook.secret"))?;
+            }
         }
         Ok(())
     }

@@ -14,13 +14,15 @@
 //!
 //! [source.grants]                       # nothing is granted unless named here
 //! tcp = ["review.example.org:29418"]    # host:port, *.domain:port, [v6]:port, port * for any
+//! http = ["https://api.example.org/v1/*"] # scheme://host[:port][/path], path* for a prefix
+//! http_ca = "internal-ca.pem"           # extra CA certificates for its https requests
 //! stdio = "log"                         # its stdout/stderr into the log (default "discard")
 //!
 //! [source.limits]
 //! memory_mib = 64
 //!
 //! [source.webhook]                      # only for a component that exports wasi:http/incoming-handler
-//! secret = "..."                        # 16-256 of A-Z a-z 0-9 - . _ ~; never logged, never in Debug
+//! secret = "${GERRIT_HOOK_SECRET}"     # 16-256 of A-Z a-z 0-9 - . _ ~; never logged, never in Debug
 //! deadline_ms = 5000                    # per request (default 5000)
 //! ```
 //!
@@ -33,6 +35,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use firehose_wasm::source::DEFAULT_MEMORY_MIB;
+use firehose_wasm::source::grants::HttpGrant;
 use firehose_wasm::{SourceSpec, StdioMode, TcpGrant, TopicPrefix};
 use serde::Deserialize;
 
@@ -100,6 +103,13 @@ impl WebhookSecret {
         WebhookSecret(secret.into())
     }
 
+    /// Expands `${NAME}` in the secret (`key` names it in errors, which
+    /// never quote the value).
+    pub(super) fn expand(&mut self, key: &str) -> Result<(), super::external::ExpandError> {
+        self.0 = super::external::expand_str(&self.0, key)?;
+        Ok(())
+    }
+
     /// Whether `presented` is this secret, in time that depends only on
     /// the lengths (not on where the first difference is).
     pub fn matches(&self, presented: &[u8]) -> bool {
@@ -147,11 +157,14 @@ pub struct GrantsConfig {
     /// Outbound TCP: `host:port` patterns.
     #[serde(default)]
     pub tcp: Vec<String>,
-    /// Outbound HTTP by URL pattern: not implemented yet; any entry is
-    /// refused with an error that says so (grant the host's TCP port and
-    /// speak HTTP over it instead).
+    /// Outbound HTTP(S) through `wasi:http`: URL patterns
+    /// (`https://api.example.org/v1/*`; see `firehose_wasm::source::grants`).
     #[serde(default)]
     pub http: Vec<String>,
+    /// A PEM file of CA certificates trusted for the source's `https`
+    /// requests besides the Mozilla roots (relative to the config file).
+    #[serde(default)]
+    pub http_ca: Option<PathBuf>,
     /// Its stdout and stderr: "discard" (default) or "log".
     #[serde(default = "discard")]
     pub stdio: StdioMode,
@@ -162,6 +175,7 @@ impl Default for GrantsConfig {
         GrantsConfig {
             tcp: Vec::new(),
             http: Vec::new(),
+            http_ca: None,
             stdio: StdioMode::Discard,
         }
     }
@@ -202,6 +216,17 @@ impl SourceConfig {
             .map(|g| TcpGrant::parse(g))
             .collect::<Result<_, _>>()
             .map_err(|e| format!("grants.tcp: {e}"))?;
+        spec.http = self
+            .grants
+            .http
+            .iter()
+            .map(|g| HttpGrant::parse(g))
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("grants.http: {e}"))?;
+        if let Some(path) = &self.grants.http_ca {
+            spec.http_ca = firehose_wasm::source::read_ca_file(path)
+                .map_err(|e| format!("grants.http_ca: {e}"))?;
+        }
         spec.stdio = self.grants.stdio;
         spec.memory_mib = self.limits.memory_mib;
         spec.max_message_bytes = max_message_bytes;
@@ -246,14 +271,19 @@ pub(super) fn validate(sources: &[SourceConfig]) -> Result<(), (String, String)>
         TopicPrefix::parse(&source.prefix).map_err(|message| (key("prefix"), message))?;
         firehose_wasm::source::grants::parse_tcp_grants(&source.grants.tcp)
             .map_err(|(j, e)| (key(&format!("grants.tcp[{j}]")), e.to_string()))?;
-        if let Some(entry) = source.grants.http.first() {
-            return Err((
-                key("grants.http[0]"),
-                format!(
-                    "{entry:?}: HTTP grants are not implemented yet; grant the server's \
-                     host:port under grants.tcp and speak HTTP over it"
-                ),
-            ));
+        for (j, entry) in source.grants.http.iter().enumerate() {
+            HttpGrant::parse(entry)
+                .map_err(|e| (key(&format!("grants.http[{j}]")), e.to_string()))?;
+        }
+        if let Some(path) = &source.grants.http_ca {
+            if source.grants.http.is_empty() {
+                return Err((
+                    key("grants.http_ca"),
+                    "given without any grants.http entry to use it".into(),
+                ));
+            }
+            firehose_wasm::source::read_ca_file(path)
+                .map_err(|message| (key("grants.http_ca"), message))?;
         }
         if !(1..=4096).contains(&source.limits.memory_mib) {
             return Err((
@@ -295,6 +325,26 @@ mod tests {
     }
 
     const OK: &str = "[[source]]\nname = \"g\"\npath = \"g.wasm\"\nprefix = \"gerrit\"\n";
+
+    #[test]
+    fn a_secret_and_a_ca_file_from_outside_the_file_are_checked_at_load() {
+        let (key, message) = invalid(&format!(
+            "{OK}[source.webhook]\nsecret = \"${{FIREHOSE_TEST_SURELY_UNSET_SECRET}}\"\n"
+        ));
+        assert_eq!(key, "source[0].webhook.secret");
+        assert!(
+            message.contains("FIREHOSE_TEST_SURELY_UNSET_SECRET"),
+            "{message}"
+        );
+        let (key, message) = invalid(&format!("{OK}[source.grants]\nhttp_ca = \"ca.pem\"\n"));
+        assert_eq!(key, "source[0].grants.http_ca");
+        assert!(message.contains("without any grants.http"), "{message}");
+        let (key, message) = invalid(&format!(
+            "{OK}[source.grants]\nhttp = [\"https://a.org/*\"]\nhttp_ca = \"/surely/missing.pem\"\n"
+        ));
+        assert_eq!(key, "source[0].grants.http_ca");
+        assert!(message.contains("/surely/missing.pem"), "{message}");
+    }
 
     #[test]
     fn a_full_entry_becomes_a_spec() {
@@ -339,9 +389,9 @@ mod tests {
         assert_eq!(key, "source[1].name");
         let (key, _) = invalid("[[source]]\nname = \"g\"\npath = \"g.wasm\"\nprefix = \"a/#\"\n");
         assert_eq!(key, "source[0].prefix");
-        let (key, message) = invalid(&format!("{OK}[source.grants]\nhttp = [\"https://x/*\"]\n"));
+        let (key, message) = invalid(&format!("{OK}[source.grants]\nhttp = [\"ftp://x/*\"]\n"));
         assert_eq!(key, "source[0].grants.http[0]");
-        assert!(message.contains("not implemented"), "{message}");
+        assert!(message.contains("http:// or https://"), "{message}");
         let (key, _) = invalid(&format!("{OK}[source.limits]\nmemory_mib = 0\n"));
         assert_eq!(key, "source[0].limits.memory_mib");
         let (key, _) = invalid("[[source]]\nname = \"a b\"\npath = \"g.wasm\"\nprefix = \"a\"\n");

@@ -10,8 +10,16 @@
 //!   names the hosts it grants.
 //! - `port` is a number from 1 to 65535, or `*` for any port.
 //!
+//! An HTTP grant is a URL pattern, `scheme://host[:port][/path]`:
+//!
+//! - `scheme` is `http` or `https`; `host` and `port` as for TCP (the port
+//!   defaults to the scheme's, 80 or 443);
+//! - `path`, if given, is matched exactly, or as a prefix when it ends in
+//!   `*` (`https://review.example.org/a/*`); without it, any path.
+//!
 //! This module only parses and matches; resolving names and checking the
-//! addresses a guest connects to is [`super::net`]'s job.
+//! addresses a guest connects to is [`super::net`]'s job, sending granted
+//! HTTP requests [`super::webhook`]'s.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -126,6 +134,108 @@ impl fmt::Display for TcpGrant {
             PortPattern::Any => f.write_str(":*"),
             PortPattern::Port(p) => write!(f, ":{p}"),
         }
+    }
+}
+
+/// One URL-pattern HTTP grant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HttpGrant {
+    /// `https` (else `http`).
+    pub https: bool,
+    /// Host and port, as a TCP grant.
+    pub authority: TcpGrant,
+    /// The path: exact, or a prefix when it ended in `*`; empty: any.
+    pub path: String,
+    pub path_is_prefix: bool,
+}
+
+impl HttpGrant {
+    /// Parses `scheme://host[:port][/path[*]]`.
+    pub fn parse(entry: &str) -> Result<HttpGrant, GrantError> {
+        let fail = |reason: &str| GrantError {
+            entry: entry.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let (https, rest) = if let Some(rest) = entry.strip_prefix("https://") {
+            (true, rest)
+        } else if let Some(rest) = entry.strip_prefix("http://") {
+            (false, rest)
+        } else {
+            return Err(fail("an HTTP grant starts with http:// or https://"));
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(at) => rest.split_at(at),
+            None => (rest, ""),
+        };
+        if authority.is_empty() || authority.contains('@') {
+            return Err(fail("expected a host (and port) after the scheme, no user"));
+        }
+        if path.contains(['?', '#']) {
+            return Err(fail("a grant names a path, not a query or fragment"));
+        }
+        let has_port = match authority.rsplit_once(':') {
+            Some((_, port)) => !authority.ends_with(']') && !port.contains(']'),
+            None => false,
+        };
+        let authority = if has_port {
+            authority.to_owned()
+        } else {
+            format!("{authority}:{}", if https { 443 } else { 80 })
+        };
+        let authority = TcpGrant::parse(&authority).map_err(|e| fail(&e.reason))?;
+        let (path, path_is_prefix) = match path.strip_suffix('*') {
+            Some(prefix) => (prefix.to_owned(), true),
+            None => (path.to_owned(), false),
+        };
+        Ok(HttpGrant {
+            https,
+            authority,
+            path,
+            path_is_prefix,
+        })
+    }
+
+    /// Whether this grant admits a request to `uri` (scheme, host, port
+    /// and path; the query is not looked at).
+    pub fn admits(&self, uri: &http::Uri) -> bool {
+        let https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => return false,
+        };
+        let Some(host) = uri.host() else {
+            return false;
+        };
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        if https != self.https || !self.authority.admits_name(host, port) {
+            return false;
+        }
+        let path = uri.path();
+        if !self.path.is_empty() && has_dot_segment(path) {
+            // `/a/../b` would leave `/a/*` on the server.
+            return false;
+        }
+        match (self.path.is_empty(), self.path_is_prefix) {
+            (true, _) => true,
+            (false, true) => path.starts_with(&self.path),
+            (false, false) => path == self.path,
+        }
+    }
+}
+
+/// Whether `path` has a `.` or `..` segment, plain or percent-encoded.
+fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|segment| {
+        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+        decoded == "." || decoded == ".."
+    })
+}
+
+impl fmt::Display for HttpGrant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.https { "https" } else { "http" };
+        let star = if self.path_is_prefix { "*" } else { "" };
+        write!(f, "{scheme}://{}{}{star}", self.authority, self.path)
     }
 }
 
@@ -259,5 +369,51 @@ mod tests {
         let (i, e) = parse_tcp_grants(&entries).unwrap_err();
         assert_eq!(i, 1);
         assert_eq!(e.entry, "b.org");
+    }
+
+    #[test]
+    fn http_grants_match_scheme_host_port_and_path() {
+        let uri = |s: &str| s.parse::<http::Uri>().unwrap();
+        let g = HttpGrant::parse("https://review.example.org/a/*").unwrap();
+        assert!(g.admits(&uri("https://review.example.org/a/changes/?q=1")));
+        assert!(g.admits(&uri("https://REVIEW.example.org:443/a/")));
+        assert!(!g.admits(&uri("http://review.example.org/a/x")), "scheme");
+        assert!(
+            !g.admits(&uri("https://review.example.org:8443/a/x")),
+            "port"
+        );
+        assert!(!g.admits(&uri("https://review.example.org/b")), "path");
+        assert!(!g.admits(&uri("https://evil.example.org/a/x")), "host");
+        assert!(
+            !g.admits(&uri("https://review.example.org/a/../b")),
+            "dot segment"
+        );
+        assert!(
+            !g.admits(&uri("https://review.example.org/a/%2E%2e/b")),
+            "encoded dots"
+        );
+        let exact = HttpGrant::parse("http://127.0.0.1:8000/status").unwrap();
+        assert!(exact.admits(&uri("http://127.0.0.1:8000/status")));
+        assert!(!exact.admits(&uri("http://127.0.0.1:8000/status/x")));
+        let any = HttpGrant::parse("https://*.example.org").unwrap();
+        assert!(any.admits(&uri("https://api.example.org/anything")));
+        assert!(!any.admits(&uri("https://example.org/")));
+        assert_eq!(g.to_string(), "https://review.example.org:443/a/*");
+    }
+
+    #[test]
+    fn bad_http_grants_say_why() {
+        for (entry, says) in [
+            ("ftp://x/", "http:// or https://"),
+            ("review.example.org", "http:// or https://"),
+            ("https://", "expected a host"),
+            ("https://user@x/", "no user"),
+            ("https://x/a?q=1", "not a query"),
+            ("https://*/", "every host"),
+            ("http://x:0/", "port"),
+        ] {
+            let e = HttpGrant::parse(entry).unwrap_err();
+            assert!(e.to_string().contains(says), "{entry}: {e}");
+        }
     }
 }

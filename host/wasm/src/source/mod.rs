@@ -25,6 +25,7 @@
 
 mod budget;
 pub mod grants;
+mod http_client;
 mod net;
 pub mod publish;
 mod state;
@@ -52,7 +53,8 @@ use crate::load;
 use crate::types::Message;
 use crate::wasi_ctx::StdioMode;
 
-pub use grants::{GrantError, TcpGrant};
+pub use grants::{GrantError, HttpGrant, TcpGrant};
+pub use http_client::read_ca_file;
 pub use publish::TopicPrefix;
 pub(crate) use state::SourceState;
 pub use webhook::{WebhookError, WebhookRequest, WebhookResponse};
@@ -94,6 +96,10 @@ pub struct SourceSpec {
     pub prefix: TopicPrefix,
     /// The `host:port` patterns it may connect to.
     pub tcp: Vec<TcpGrant>,
+    /// The URL patterns it may send HTTP requests to.
+    pub http: Vec<HttpGrant>,
+    /// CA certificates its `https` requests trust besides the Mozilla roots.
+    pub http_ca: Vec<tokio_rustls::rustls::pki_types::CertificateDer<'static>>,
     /// Where its stdout and stderr go (discarded unless granted).
     pub stdio: StdioMode,
     /// Its memory cap.
@@ -115,6 +121,8 @@ impl SourceSpec {
             config: BTreeMap::new(),
             prefix,
             tcp: Vec::new(),
+            http: Vec::new(),
+            http_ca: Vec::new(),
             stdio: StdioMode::Discard,
             memory_mib: DEFAULT_MEMORY_MIB,
             max_message_bytes: 1 << 20,
@@ -199,6 +207,8 @@ struct Inner {
     info: ComponentInfo,
     cache: CacheOutcome,
     stats: Arc<SourceStats>,
+    /// TLS settings of its `https` requests (when it has HTTP grants).
+    http_tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
 }
 
 impl std::fmt::Debug for Source {
@@ -252,6 +262,7 @@ impl Source {
             bus_version = %info.bus_version,
             prefix = %spec.prefix,
             tcp_grants = spec.tcp.len(),
+            http_grants = spec.http.len(),
             run = entry.run.is_some(),
             webhook = entry.http.is_some(),
             cache = ?cache_outcome,
@@ -263,6 +274,7 @@ impl Source {
                 run: entry.run,
                 http: entry.http,
                 http_slots: Arc::new(Semaphore::new(webhook::MAX_CONCURRENT_REQUESTS)),
+                http_tls: (!spec.http.is_empty()).then(|| http_client::tls_config(&spec.http_ca)),
                 name: Arc::from(name.as_str()),
                 config: Arc::new(spec.config.clone()),
                 spec,
@@ -313,7 +325,12 @@ impl Source {
         let inner = &*self.inner;
         let spec = &inner.spec;
         let name = inner.name.clone();
-        let net = net::NetPolicy::new(name.clone(), spec.tcp.clone());
+        let net = net::NetPolicy::new(
+            name.clone(),
+            spec.tcp.clone(),
+            spec.http.clone(),
+            inner.http_tls.clone(),
+        );
         let wasi = net::source_ctx(&name, &net, spec.stdio);
         let publisher = publish::Publisher {
             prefix: spec.prefix.clone(),

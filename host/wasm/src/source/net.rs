@@ -46,7 +46,7 @@ use wasmtime_wasi::sockets::{SocketAddrUse, WasiSocketsCtxView};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
 
 use super::budget::LogBudget;
-use super::grants::{HostPattern, TcpGrant};
+use super::grants::{HostPattern, HttpGrant, TcpGrant};
 use super::state::SourceState;
 use crate::wasi_ctx::{self, StdioMode};
 
@@ -65,6 +65,11 @@ const MAX_LOOKED_UP: usize = 256;
 pub(crate) struct NetPolicy {
     source: Arc<str>,
     grants: Vec<TcpGrant>,
+    /// URL patterns outgoing `wasi:http` requests may go to.
+    http: Vec<HttpGrant>,
+    /// TLS settings for granted `https` requests (set when `http` is not
+    /// empty).
+    http_tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
     /// Granted names the guest looked up, for wildcard grants.
     looked_up: Mutex<BTreeSet<String>>,
     /// Host-side resolutions of granted names.
@@ -73,14 +78,34 @@ pub(crate) struct NetPolicy {
 }
 
 impl NetPolicy {
-    pub(crate) fn new(source: Arc<str>, grants: Vec<TcpGrant>) -> Arc<Self> {
+    pub(crate) fn new(
+        source: Arc<str>,
+        grants: Vec<TcpGrant>,
+        http: Vec<HttpGrant>,
+        http_tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+    ) -> Arc<Self> {
         Arc::new(NetPolicy {
             source,
             grants,
+            http,
+            http_tls,
             looked_up: Mutex::new(BTreeSet::new()),
             resolved: Mutex::new(HashMap::new()),
             denials: Mutex::new(LogBudget::new(DENIAL_LOG_PER_SEC)),
         })
+    }
+
+    /// The TLS settings to send a request to `uri` with, when some HTTP
+    /// grant admits it.
+    pub(crate) fn admits_http(
+        &self,
+        uri: &http::Uri,
+    ) -> Option<Arc<tokio_rustls::rustls::ClientConfig>> {
+        if self.http.iter().any(|grant| grant.admits(uri)) {
+            self.http_tls.clone()
+        } else {
+            None
+        }
     }
 
     fn has_tcp(&self) -> bool {

@@ -21,7 +21,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use super::budget::LogBudget;
 use super::net::NetPolicy;
 use super::publish::Publisher;
-use super::webhook::DenyOutgoingHttp;
+use super::webhook::GatedOutgoingHttp;
 use crate::bindings::acl::firehose::bus::{config, log};
 use crate::bindings::source::firehose::bus::publish::PublishError;
 use crate::host_imports::{emit_guest_log, truncate};
@@ -44,9 +44,9 @@ pub(crate) struct SourceState {
     log_budget: LogBudget,
     reject_budget: LogBudget,
     /// `wasi:http` (the types of the incoming handler, and the outgoing
-    /// handler, whose every request [`DenyOutgoingHttp`] refuses).
+    /// handler; [`GatedOutgoingHttp`] sends only granted requests).
     http: WasiHttpCtx,
-    http_hooks: DenyOutgoingHttp,
+    http_hooks: GatedOutgoingHttp,
 }
 
 impl SourceState {
@@ -59,6 +59,7 @@ impl SourceState {
         publisher: Publisher,
     ) -> Self {
         let name_for_hooks = name.clone();
+        let net_for_hooks = net.clone();
         SourceState {
             name,
             config,
@@ -70,7 +71,7 @@ impl SourceState {
             log_budget: LogBudget::new(LOG_LINES_PER_SEC),
             reject_budget: LogBudget::new(REJECT_LOG_PER_SEC),
             http: WasiHttpCtx::new(),
-            http_hooks: DenyOutgoingHttp::new(name_for_hooks),
+            http_hooks: GatedOutgoingHttp::new(name_for_hooks, net_for_hooks),
         }
     }
 

@@ -24,11 +24,11 @@
 //! dropped ([`WebhookError::Timeout`]). The response body is read up to
 //! [`MAX_RESPONSE_BYTES`]; a longer one is [`WebhookError::ResponseTooLarge`].
 //!
-//! **No outgoing HTTP.** Linking `wasi:http` for the handler's types also
-//! links `wasi:http/outgoing-handler`, but no HTTP grants exist yet: every
-//! outgoing request fails in the guest with `HTTP-request-denied`, and the
-//! host logs it with the source's name ([`DenyOutgoingHttp`]). A source
-//! that needs HTTP speaks it over a granted TCP connection.
+//! **Outgoing HTTP only as granted.** `wasi:http/outgoing-handler` is
+//! linked for every source; a request is sent only when one of the
+//! source's `grants.http` URL patterns admits it, otherwise it fails in the
+//! guest with `HTTP-request-denied` and the host logs it with the source's
+//! name ([`GatedOutgoingHttp`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -44,7 +44,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiBody, WasiHttpHooks, WasiHttpView};
 
 use super::budget::LogBudget;
-use super::net::DENIAL_LOG_PER_SEC;
+use super::net::{DENIAL_LOG_PER_SEC, NetPolicy};
 
 /// How many requests of one source run at the same time.
 pub const MAX_CONCURRENT_REQUESTS: usize = 4;
@@ -126,18 +126,22 @@ impl WebhookError {
     }
 }
 
-/// The `wasi:http` hooks of a source's store: outgoing requests are
-/// refused (no HTTP grants yet) and logged with the source's name, at
-/// most [`DENIAL_LOG_PER_SEC`] lines a second.
-pub(crate) struct DenyOutgoingHttp {
+/// A source's outgoing `wasi:http` requests: sent (by wasmtime-wasi-http's
+/// default client, TLS verified against the Mozilla roots) when one of its
+/// HTTP grants admits the URL, else refused with `HttpRequestDenied` and
+/// logged with the source's name, at most [`DENIAL_LOG_PER_SEC`] lines a
+/// second.
+pub(crate) struct GatedOutgoingHttp {
     source: Arc<str>,
+    net: Arc<NetPolicy>,
     denials: LogBudget,
 }
 
-impl DenyOutgoingHttp {
-    pub(crate) fn new(source: Arc<str>) -> Self {
-        DenyOutgoingHttp {
+impl GatedOutgoingHttp {
+    pub(crate) fn new(source: Arc<str>, net: Arc<NetPolicy>) -> Self {
+        GatedOutgoingHttp {
             source,
+            net,
             denials: LogBudget::new(DENIAL_LOG_PER_SEC),
         }
     }
@@ -152,28 +156,39 @@ type SendRequestFuture = Box<
         > + Send,
 >;
 
-impl WasiHttpHooks for DenyOutgoingHttp {
+impl WasiHttpHooks for GatedOutgoingHttp {
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
         _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
     ) -> SendRequestFuture {
+        if let Some(tls) = self.net.admits_http(request.uri()) {
+            return Box::new(async move {
+                let (response, io) = super::http_client::send(request, options, tls).await?;
+                Ok((
+                    response.map(BodyExt::boxed_unsync),
+                    Box::new(io) as Box<dyn Future<Output = _> + Send>,
+                ))
+            });
+        }
         if let Some(suppressed) = self.denials.take() {
-            // Scheme and authority only: a query may carry credentials.
+            // Scheme, host, port and path only: the user part of the
+            // authority and the query may carry credentials.
             let uri = request.uri();
             let target = format!(
-                "{}://{}",
+                "{}://{}{}{}",
                 uri.scheme_str().unwrap_or("?"),
-                uri.authority().map_or("?", |a| a.as_str())
+                uri.host().unwrap_or("?"),
+                uri.port().map_or(String::new(), |p| format!(":{p}")),
+                uri.path()
             );
             tracing::warn!(
                 target: "firehose_wasm::source",
                 source = &*self.source,
                 addr = %target,
                 suppressed,
-                "outgoing HTTP request to {target} refused: HTTP grants are not implemented; \
-                 grant the server's host:port under grants.tcp and speak HTTP over it"
+                "outgoing HTTP request to {target} refused: no grants.http entry admits it"
             );
         }
         Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })

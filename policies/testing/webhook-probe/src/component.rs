@@ -8,7 +8,7 @@ use wasip2::http::types::{
     ResponseOutparam, Scheme,
 };
 
-use crate::{Action, action, check_json, topic};
+use crate::{Action, action, check_json, outgoing_target, split_url, topic};
 
 wit_bindgen::generate!({ path: "../../../wit", world: "webhook-source" });
 
@@ -52,17 +52,39 @@ fn read_body(request: &IncomingRequest) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-fn try_outgoing() -> String {
+fn try_outgoing(path: &str) -> String {
+    let url = outgoing_target(path);
+    let Some((https, authority, path_with_query)) = split_url(&url) else {
+        return format!("err: bad url {url:?}");
+    };
     let request = OutgoingRequest::new(Fields::new());
-    let _ = request.set_scheme(Some(&Scheme::Http));
-    let _ = request.set_authority(Some("127.0.0.1:9"));
-    let _ = request.set_path_with_query(Some("/"));
+    let _ = request.set_scheme(Some(if https { &Scheme::Https } else { &Scheme::Http }));
+    let _ = request.set_authority(Some(authority));
+    let _ = request.set_path_with_query(Some(path_with_query));
     match wasip2::http::outgoing_handler::handle(request, None) {
         Err(e) => format!("err: {e:?}"),
         Ok(future) => {
             future.subscribe().block();
             match future.get() {
-                Some(Ok(Ok(response))) => format!("ok: {}", response.status()),
+                Some(Ok(Ok(response))) => {
+                    let status = response.status();
+                    let body = response
+                        .consume()
+                        .ok()
+                        .and_then(|body| {
+                            let stream = body.stream().ok()?;
+                            let mut bytes = Vec::new();
+                            while let Ok(chunk) = stream.blocking_read(4096) {
+                                bytes.extend(chunk);
+                                if bytes.len() > 4096 {
+                                    break;
+                                }
+                            }
+                            Some(bytes)
+                        })
+                        .unwrap_or_default();
+                    format!("ok: {status} {}", String::from_utf8_lossy(&body))
+                }
                 Some(Ok(Err(e))) => format!("err: {e:?}"),
                 other => format!("err: {other:?}"),
             }
@@ -87,7 +109,7 @@ impl wasip2::exports::http::incoming_handler::Guest for Probe {
                     .unwrap_or(2 << 20);
                 respond(out, 200, &vec![b'x'; size]);
             }
-            Action::Outgoing => respond(out, 200, try_outgoing().as_bytes()),
+            Action::Outgoing => respond(out, 200, try_outgoing(&path).as_bytes()),
             Action::Headers => {
                 let mut text = format!("path: {path}\n");
                 for (name, value) in request.headers().entries() {

@@ -13,8 +13,9 @@
 //!   deadline ends it).
 //! - `/big`: answers `200` with a body of config `big_bytes` bytes
 //!   (default 2 MiB), more than the host relays.
-//! - `/outgoing`: tries an outgoing HTTP request to `http://127.0.0.1:9/`
-//!   and answers `200` with `err: <error>` or `ok: <status>`.
+//! - `/outgoing?to=<url>`: sends a GET to `<url>` (percent-decoded;
+//!   default `http://127.0.0.1:9/`) and answers `200` with `err: <error>`
+//!   or `ok: <status> <body>` (the body's first 4 KiB).
 //! - `/headers`: answers `200` with the request's headers, one
 //!   `name: value` per line, and `path: <path>` first.
 //!
@@ -47,6 +48,52 @@ pub fn action(path: &str) -> Action {
     }
 }
 
+/// The URL `/outgoing?to=<url>` names (percent-decoded), or the default.
+pub fn outgoing_target(path_with_query: &str) -> String {
+    path_with_query
+        .split_once('?')
+        .and_then(|(_, query)| {
+            query
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("to="))
+                .map(percent_decode)
+        })
+        .unwrap_or_else(|| "http://127.0.0.1:9/".to_owned())
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push((hex(h).unwrap() * 16 + hex(l).unwrap()) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `(https, authority, path_with_query)` of an `http(s)://` URL.
+pub fn split_url(url: &str) -> Option<(bool, &str, &str)> {
+    let (https, rest) = if let Some(rest) = url.strip_prefix("https://") {
+        (true, rest)
+    } else {
+        (false, url.strip_prefix("http://")?)
+    };
+    match rest.find('/') {
+        Some(at) => Some((https, &rest[..at], &rest[at..])),
+        None => Some((https, rest, "/")),
+    }
+}
+
 /// Whether `body` is one JSON value; the error says why not.
 pub fn check_json(body: &[u8]) -> Result<(), String> {
     serde_json::from_slice::<serde_json::Value>(body)
@@ -76,6 +123,21 @@ mod tests {
         assert_eq!(action("/outgoing"), Action::Outgoing);
         assert_eq!(action("/headers"), Action::Headers);
         assert_eq!(action("/other"), Action::Publish);
+    }
+
+    #[test]
+    fn outgoing_urls_come_from_the_query() {
+        assert_eq!(outgoing_target("/outgoing"), "http://127.0.0.1:9/");
+        assert_eq!(
+            outgoing_target("/outgoing?x=1&to=https%3A%2F%2Fa.org%3A8443%2Fp%3Fq%3D1"),
+            "https://a.org:8443/p?q=1"
+        );
+        assert_eq!(
+            split_url("https://a.org:8443/p?q=1"),
+            Some((true, "a.org:8443", "/p?q=1"))
+        );
+        assert_eq!(split_url("http://a.org"), Some((false, "a.org", "/")));
+        assert_eq!(split_url("ftp://a.org/"), None);
     }
 
     #[test]
