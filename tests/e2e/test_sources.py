@@ -285,3 +285,27 @@ def test_the_embedded_default_runs_a_demo_source_that_delivers_within_seconds(tm
         assert "source loaded" in s.log_text() and "demo-source.wasm" in s.log_text()
     finally:
         s.stop()
+
+
+def test_a_sources_messages_go_through_the_transform_chain_of_their_topic(tmp_path, password_hashes):
+    """A source's publish on a topic with a chain waits for the chain, like
+    a client's; one on a topic without a chain is routed at once."""
+    chain = {"name": "mirror-ticks", "topics": ["demo/clock/#"],
+             "components": [{"component": "topic-rewrite", "config": {"prefix": "mirror/"}}]}
+    source = {"name": "demo", "component": "demo-source", "prefix": "demo",
+              "config": {"interval_ms": 200}}
+    b = start_broker(tmp_path, password_hashes, transforms=[chain], sources=[source])
+    try:
+        sub = MosqSub(["-h", b.host, "-p", str(b.mqtt_port), "-t", "mirror/#", "-t", "demo/#"])
+        try:
+            sub.wait_subscribed()
+            topic, payload, _ = sub.wait_for("mirror/demo/clock/tick", timeout=10)
+            assert b'"source":"demo"' in payload, payload
+            sub.wait_for("demo/gerrit/firehose/demo/comment-added", timeout=15)
+            ticks = [m for m in sub.drain(0.5) if m[0] == "demo/clock/tick"]
+            assert [m for m in sub.history if m[0] == "demo/clock/tick"] == [] and ticks == [], \
+                "ticks reach subscribers only as rewritten"
+        finally:
+            sub.stop()
+    finally:
+        b.stop()

@@ -103,7 +103,7 @@ impl Broker {
     }
 
     /// Routes an accepted message to its subscribers, without transforms.
-    fn route(&self, message: Arc<Message>) {
+    pub(crate) fn route(&self, message: Arc<Message>) {
         self.metrics.messages_received.incr();
         self.router.publish(message, &self.metrics);
     }

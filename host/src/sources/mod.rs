@@ -42,7 +42,7 @@ pub const STOP_GRACE: Duration = Duration::from_secs(3);
 /// The running sources.
 pub struct Sources {
     running: Mutex<BTreeMap<String, Running>>,
-    sink: Arc<dyn SourceSink>,
+    broker: Arc<Broker>,
     engine: WasmEngine,
     cache: ComponentCache,
     max_message_bytes: u32,
@@ -82,7 +82,7 @@ impl Sources {
     ) -> anyhow::Result<Sources> {
         let sources = Sources {
             running: Mutex::new(BTreeMap::new()),
-            sink: Arc::new(BrokerSink::new(broker.clone())),
+            broker: broker.clone(),
             engine: engine.clone(),
             cache: cache.clone(),
             max_message_bytes: config.limits.max_packet_size,
@@ -124,12 +124,13 @@ impl Sources {
     /// Starts `source` and, when it is a webhook source, mounts it
     /// (replacing the hook of an older version of the same name).
     fn launch(&self, entry: &SourceConfig, source: Source) -> Running {
-        let supervisor = Supervisor::start(source.clone(), self.sink.clone(), Backoff::default());
+        let sink: Arc<dyn SourceSink> = Arc::new(BrokerSink::new(self.broker.clone(), &entry.name));
+        let supervisor = Supervisor::start(source.clone(), sink.clone(), Backoff::default());
         if source.is_webhook() {
             let hook = Hook::new(
                 source,
                 entry.webhook.secret.clone(),
-                self.sink.clone(),
+                sink,
                 supervisor.stop_receiver(),
             );
             self.hooks.mount(&entry.name, hook);

@@ -3,9 +3,10 @@
 //! router), with the publisher id `$source/<name>`.
 //!
 //! `publish` returns once the broker has taken the message: it awaits
-//! the transform chain for the topic, and yields to other tasks when the
-//! source's scheduling budget is spent, which is the backpressure a source
-//! feels. Routing itself never waits for a slow subscriber (each
+//! the transform chain for the topic (a topic without one is routed at
+//! once, [`SourceSink::try_publish`]), and the runtime yields to other
+//! tasks when the source's scheduling budget is spent, which is the
+//! backpressure a source feels. Routing itself never waits for a slow subscriber (each
 //! subscriber's bounded queues apply their own limits, as for every
 //! publisher).
 
@@ -25,39 +26,54 @@ pub fn publisher_id(source: &str) -> String {
     format!("$source/{source}")
 }
 
-/// Hands messages to the broker.
+/// Hands one source's messages to the broker.
 pub struct BrokerSink {
     broker: Arc<Broker>,
+    /// `$source/<name>`, shared by every message of the source.
+    publisher: Arc<str>,
 }
 
 impl BrokerSink {
-    pub fn new(broker: Arc<Broker>) -> Self {
-        BrokerSink { broker }
+    pub fn new(broker: Arc<Broker>, source: &str) -> Self {
+        BrokerSink {
+            broker,
+            publisher: Arc::from(publisher_id(source)),
+        }
     }
 }
 
 impl SourceSink for BrokerSink {
     fn publish<'a>(
         &'a self,
-        source: &'a str,
+        _source: &'a str,
         message: firehose_wasm::Message,
     ) -> Pin<Box<dyn Future<Output = Result<(), SinkError>> + Send + 'a>> {
         Box::pin(async move {
-            self.broker
-                .ingest(Arc::new(broker_message(source, message)))
-                .await;
-            // A source that publishes as fast as it can must not keep its
-            // worker thread from the subscribers' tasks that drain what it
-            // routed: this yields once the task's scheduling budget is spent
-            // (every ~128 publishes), as a socket read would.
-            tokio::task::coop::consume_budget().await;
+            let message = broker_message(&self.publisher, message);
+            self.broker.ingest(Arc::new(message)).await;
             Ok(())
         })
     }
+
+    /// Routes at once a message whose topic has no transform chain: the
+    /// common case, without the boxed future of [`Self::publish`].
+    fn try_publish(
+        &self,
+        _source: &str,
+        message: firehose_wasm::Message,
+    ) -> Result<(), firehose_wasm::Message> {
+        if self.broker.transforms_apply(&message.topic) {
+            return Err(message);
+        }
+        self.broker
+            .route(Arc::new(broker_message(&self.publisher, message)));
+        Ok(())
+    }
 }
 
-/// The broker's message for a source's `message`.
-pub fn broker_message(source: &str, message: firehose_wasm::Message) -> Message {
+/// The broker's message for a source's `message`; `publisher` is the
+/// source's [`publisher_id`].
+pub fn broker_message(publisher: &Arc<str>, message: firehose_wasm::Message) -> Message {
     Message {
         topic: Arc::from(message.topic),
         payload: Bytes::from(message.payload),
@@ -73,7 +89,7 @@ pub fn broker_message(source: &str, message: firehose_wasm::Message) -> Message 
             ..PublishProperties::default()
         },
         expires_at: None,
-        publisher: Arc::from(publisher_id(source)),
+        publisher: publisher.clone(),
     }
 }
 
@@ -91,7 +107,7 @@ mod tests {
             content_type: Some("application/json".into()),
             user_properties: vec![("k".into(), "v".into())],
         };
-        let b = broker_message("demo", m);
+        let b = broker_message(&Arc::from(publisher_id("demo")), m);
         assert_eq!(&*b.topic, "demo/clock/tick");
         assert_eq!(&b.payload[..], b"{}");
         assert_eq!(b.qos, QoS::AtLeastOnce);

@@ -74,6 +74,13 @@ pub trait SourceSink: Send + Sync + 'static {
         source: &'a str,
         message: Message,
     ) -> Pin<Box<dyn Future<Output = Result<(), SinkError>> + Send + 'a>>;
+
+    /// Takes `message` now if that needs no waiting, else gives it back
+    /// for [`SourceSink::publish`]. The default always gives it back.
+    fn try_publish(&self, source: &str, message: Message) -> Result<(), Message> {
+        let _ = source;
+        Err(message)
+    }
 }
 
 /// Why a sink did not take a message.

@@ -145,10 +145,19 @@ impl publish::Host for SourceState {
         let publisher = &mut self.publisher;
         let message = Message::from(message);
         let topic_len = message.topic.len();
-        let result = tokio::select! {
-            result = publisher.sink.publish(&self.name, message) => result,
-            _ = publisher.stop.wait_for(|stop| *stop) => Err(SinkError::ShuttingDown),
+        let result = match publisher.sink.try_publish(&self.name, message) {
+            Ok(()) => Ok(()),
+            Err(message) => tokio::select! {
+                biased;
+                result = publisher.sink.publish(&self.name, message) => result,
+                _ = publisher.stop.wait_for(|stop| *stop) => Err(SinkError::ShuttingDown),
+            },
         };
+        // A source that publishes as fast as it can must not keep its
+        // worker thread from the subscribers' tasks that drain what it
+        // routed: this yields once the task's scheduling budget is spent
+        // (every ~128 publishes), as a socket read would.
+        tokio::task::coop::consume_budget().await;
         match result {
             Ok(()) => {
                 publisher.stats.published.fetch_add(1, Ordering::Relaxed);
