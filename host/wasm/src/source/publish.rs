@@ -108,18 +108,16 @@ pub(crate) fn check(
     m: &wit::Message,
 ) -> Result<(), PublishError> {
     let topic = &m.topic;
-    if topic.is_empty() {
-        return Err(PublishError::InvalidTopic("the topic is empty".into()));
-    }
-    if topic.contains(['+', '#']) {
-        return Err(PublishError::InvalidTopic(
-            "a topic name must not contain the wildcards + or #".into(),
-        ));
-    }
     if !firehose_mqtt::topic::valid_topic_name(topic) {
-        return Err(PublishError::InvalidTopic(
-            "not a valid MQTT topic name (NUL, or longer than 65535 bytes)".into(),
-        ));
+        // One scan for the common case; the reason only for a refusal.
+        let why = if topic.is_empty() {
+            "the topic is empty"
+        } else if topic.bytes().any(|b| b == b'+' || b == b'#') {
+            "a topic name must not contain the wildcards + or #"
+        } else {
+            "not a valid MQTT topic name (NUL, or longer than 65535 bytes)"
+        };
+        return Err(PublishError::InvalidTopic(why.into()));
     }
     if !prefix.admits(topic) {
         return Err(PublishError::OutsidePrefix(prefix.as_str().to_owned()));
