@@ -17,13 +17,8 @@ struct Demo;
 
 impl Guest for Demo {
     fn run() -> Result<(), String> {
-        for key in config::keys() {
-            if !CONFIG_KEYS.contains(&key.as_str()) {
-                log(
-                    Level::Warn,
-                    &format!("config `{key}`: unknown key, ignored"),
-                );
-            }
+        for warning in wasi_net::config::unknown_keys(config::keys(), CONFIG_KEYS) {
+            log(Level::Warn, &warning);
         }
         let interval = Duration::from_millis(interval_ms(config::get("interval_ms").as_deref())?);
         let root = config::get("root").unwrap_or_else(|| "demo".to_owned());

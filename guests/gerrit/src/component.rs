@@ -14,7 +14,7 @@ use wasip2::http::types::{
     Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
 };
 
-use crate::{CONFIG_KEYS, HEALTHY_AFTER, Settings, StreamEnd, pump, wasi_tcp};
+use crate::{CONFIG_KEYS, HEALTHY_AFTER, Settings, StreamEnd, pump};
 
 wit_bindgen::generate!({ path: "../../wit", world: "source" });
 
@@ -28,13 +28,8 @@ struct Gerrit;
 
 impl Guest for Gerrit {
     fn run() -> Result<(), String> {
-        for key in config::keys() {
-            if !CONFIG_KEYS.contains(&key.as_str()) {
-                log(
-                    Level::Warn,
-                    &format!("config `{key}`: unknown key, ignored"),
-                );
-            }
+        for warning in wasi_net::config::unknown_keys(config::keys(), CONFIG_KEYS) {
+            log(Level::Warn, &warning);
         }
         let settings = Settings::from_config(config::get)?;
         let qos = qos(settings.qos);
@@ -49,7 +44,7 @@ impl Guest for Gerrit {
         };
         let mut backoff = settings.backoff();
         loop {
-            match wasi_tcp::connect(&stream, settings.connect_timeout) {
+            match wasi_net::connect(&stream, Some(settings.connect_timeout)) {
                 Ok(mut connection) => {
                     log(
                         Level::Info,
@@ -99,7 +94,7 @@ impl Guest for Gerrit {
                         backoff.reset();
                     }
                 }
-                Err(e) => log(Level::Warn, &e),
+                Err(e) => log(Level::Warn, &e.to_string()),
             }
             let delay = backoff.next_delay();
             log(

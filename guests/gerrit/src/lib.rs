@@ -42,26 +42,24 @@
 //! that is not an event gets 400, a refused publish 422 (503 while the
 //! broker stops). Stream and webhooks may be used together.
 //!
-//! The rooms: [`Settings`] (the config, checked), [`pump`] (one
-//! connection's bytes to events and skipped lines), [`backoff`],
-//! [`endpoint`]; the wit-bindgen glue is `component.rs` and the WASI TCP
-//! client `wasi_tcp.rs`, both compiled only for wasm32.
+//! The rooms: [`Settings`] (the config, checked) and [`pump`] (one
+//! connection's bytes to events and skipped lines); the wit-bindgen glue
+//! is `component.rs`, compiled only for wasm32. The TCP client, the
+//! reconnect [`Backoff`] and the config number parsing are [`wasi_net`]'s
+//! (shared with the launchpad source).
 
 use std::io::{self, Read};
 use std::ops::ControlFlow;
 use std::time::Duration;
 
 use gerrit_events::{DEFAULT_MAX_LINE_BYTES, Event, LineError, LineSplitter};
-
-pub mod backoff;
-pub mod endpoint;
+use wasi_net::config::number;
+use wasi_net::endpoint;
 
 #[cfg(target_arch = "wasm32")]
 mod component;
-#[cfg(target_arch = "wasm32")]
-mod wasi_tcp;
 
-pub use backoff::Backoff;
+pub use wasi_net::Backoff;
 
 /// The config keys this source reads.
 pub const CONFIG_KEYS: &[&str] = &[
@@ -129,26 +127,6 @@ impl Settings {
     /// The reconnect delays these settings ask for.
     pub fn backoff(&self) -> Backoff {
         Backoff::new(self.reconnect_min, self.reconnect_max)
-    }
-}
-
-/// An optional whole number within `range`.
-fn number(
-    get: &impl Fn(&str) -> Option<String>,
-    key: &str,
-    default: u64,
-    range: std::ops::RangeInclusive<u64>,
-) -> Result<u64, String> {
-    match get(key) {
-        None => Ok(default),
-        Some(text) => match text.trim().parse::<u64>() {
-            Ok(n) if range.contains(&n) => Ok(n),
-            _ => Err(format!(
-                "config `{key}` = {text:?}: expected a whole number from {} to {}",
-                range.start(),
-                range.end()
-            )),
-        },
     }
 }
 

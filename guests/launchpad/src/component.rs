@@ -3,14 +3,14 @@
 //! with the WIT `publish` and `log` imports, and reconnects with backoff
 //! until the host says `shutting-down`.
 
-use std::io;
+use std::io::{self, Read, Write};
 use std::time::Duration;
 
 use imap_client::Transport;
 use launchpad_mail::Event;
+use wasi_net::TcpConnection;
 
 use crate::session::{self, Bus, Ended, Level, Memory, Refused};
-use crate::wasi_tcp::{self, TcpConnection};
 use crate::{CONFIG_KEYS, Security, Settings};
 
 wit_bindgen::generate!({ path: "../../wit", world: "source" });
@@ -23,9 +23,29 @@ use firehose::bus::types::{Message, Qos};
 
 struct Launchpad;
 
-impl Transport for TcpConnection {
+/// The WASI TCP connection as the IMAP client's [`Transport`] (both are
+/// other crates', hence the wrapper).
+struct Tcp(TcpConnection);
+
+impl Read for Tcp {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Write for Tcp {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl Transport for Tcp {
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        TcpConnection::set_read_timeout(self, timeout);
+        self.0.set_read_timeout(timeout);
         Ok(())
     }
 }
@@ -74,13 +94,8 @@ impl Bus for Wit {
 
 impl Guest for Launchpad {
     fn run() -> Result<(), String> {
-        for key in config::keys() {
-            if !CONFIG_KEYS.contains(&key.as_str()) {
-                log(
-                    log::Level::Warn,
-                    &format!("config `{key}`: unknown key, ignored"),
-                );
-            }
+        for warning in wasi_net::config::unknown_keys(config::keys(), CONFIG_KEYS) {
+            log(log::Level::Warn, &warning);
         }
         let settings = Settings::from_config(config::get)?;
         if settings.security == Security::Plain && !settings.is_loopback() {
@@ -102,9 +117,9 @@ impl Guest for Launchpad {
         let mut memory = Memory::default();
         let mut backoff = settings.backoff();
         loop {
-            match wasi_tcp::connect(&settings.address, settings.connect_timeout) {
+            match wasi_net::connect(&settings.address, Some(settings.connect_timeout)) {
                 Ok(connection) => {
-                    match session::run(connection, &settings, &mut bus, &mut memory) {
+                    match session::run(Tcp(connection), &settings, &mut bus, &mut memory) {
                         Ok(Ended::ShuttingDown) => {
                             log(log::Level::Info, "the broker is stopping; returning");
                             return Ok(());
@@ -123,7 +138,7 @@ impl Guest for Launchpad {
                         }
                     }
                 }
-                Err(e) => log(log::Level::Warn, &e),
+                Err(e) => log(log::Level::Warn, &e.to_string()),
             }
             let delay = backoff.next_delay();
             log(

@@ -52,29 +52,25 @@
 //!
 //! The rooms: [`Settings`] (the config, checked), [`session`] (one IMAP
 //! connection, generic over the transport and the bus, so it runs
-//! natively in tests), `tls` (the rustls stream), [`backoff`] and
-//! [`endpoint`] (shared with the gerrit source); the wit-bindgen glue is
-//! `component.rs` and the WASI TCP client `wasi_tcp.rs`, both compiled
-//! only for wasm32.
+//! natively in tests) and `tls` (the rustls stream); the wit-bindgen glue
+//! is `component.rs`, compiled only for wasm32. The TCP client, the
+//! reconnect [`Backoff`] and the config number parsing are [`wasi_net`]'s
+//! (shared with the gerrit source).
 
 use std::fmt;
 use std::time::Duration;
 
-#[path = "../../gerrit/src/backoff.rs"]
-pub mod backoff;
-#[path = "../../gerrit/src/endpoint.rs"]
-pub mod endpoint;
+use wasi_net::config::number;
+use wasi_net::endpoint;
+
 pub mod session;
 #[cfg(feature = "tls")]
 pub mod tls;
 
 #[cfg(target_arch = "wasm32")]
 mod component;
-#[cfg(target_arch = "wasm32")]
-#[path = "../../gerrit/src/wasi_tcp.rs"]
-mod wasi_tcp;
 
-pub use backoff::Backoff;
+pub use wasi_net::Backoff;
 
 /// The config keys this source reads.
 pub const CONFIG_KEYS: &[&str] = &[
@@ -288,25 +284,6 @@ impl Settings {
             || host
                 .parse::<std::net::IpAddr>()
                 .is_ok_and(|ip| ip.is_loopback())
-    }
-}
-
-fn number(
-    get: &impl Fn(&str) -> Option<String>,
-    key: &str,
-    default: u64,
-    range: std::ops::RangeInclusive<u64>,
-) -> Result<u64, String> {
-    match get(key) {
-        None => Ok(default),
-        Some(text) => match text.trim().parse::<u64>() {
-            Ok(n) if range.contains(&n) => Ok(n),
-            _ => Err(format!(
-                "config `{key}` = {text:?}: expected a whole number from {} to {}",
-                range.start(),
-                range.end()
-            )),
-        },
     }
 }
 

@@ -1,8 +1,12 @@
 //! The wit-bindgen glue: the go handshake, the flood and the report.
 
+use std::io::Write;
 use std::time::{Duration, Instant};
 
-use crate::{Settings, done_line, tcp};
+use wasi_net::TcpConnection;
+use wasi_net::tcp::{read_line, read_to_close};
+
+use crate::{Settings, done_line};
 
 wit_bindgen::generate!({ path: "../../../wit", world: "source" });
 
@@ -18,12 +22,12 @@ struct Flood;
 const CONNECT_FOR: Duration = Duration::from_secs(60);
 
 /// Connects to `addr`, retrying every 20 ms while it fails.
-fn connect(addr: &str) -> Result<tcp::Connection, String> {
+fn connect(addr: &str) -> Result<TcpConnection, String> {
     let deadline = Instant::now() + CONNECT_FOR;
     loop {
-        match tcp::connect(addr) {
+        match wasi_net::connect(addr, None) {
             Ok(connection) => return Ok(connection),
-            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(e) if Instant::now() >= deadline => return Err(e.to_string()),
             Err(_) => std::thread::sleep(Duration::from_millis(20)),
         }
     }
@@ -53,7 +57,7 @@ impl Guest for Flood {
     fn run() -> Result<(), String> {
         let s = Settings::from_config(config::get)?;
         let mut go = connect(&s.go)?;
-        let line = go.read_line()?;
+        let line = read_line(&mut go).map_err(|e| format!("read: {e}"))?;
         if line != "go" {
             return Err(format!("expected `go` from {}, got {line:?}", s.go));
         }
@@ -85,12 +89,13 @@ impl Guest for Flood {
             }
         }
         let took = started.elapsed().as_nanos();
-        go.write_all(done_line(published, errors, took).as_bytes())?;
+        go.write_all(done_line(published, errors, took).as_bytes())
+            .map_err(|e| format!("write: {e}"))?;
         log(
             Level::Info,
             &format!("published {published} messages ({errors} errors) in {took} ns"),
         );
-        go.wait_closed()?;
+        read_to_close(&mut go).map_err(|e| format!("read: {e}"))?;
         drop(go);
         idle(&s.topic)
     }

@@ -23,13 +23,11 @@
 //! `binary`), `qos` (`0`, the default, or `1`), `go` (`host:port`).
 //!
 //! The payload logic is plain Rust, tested natively; the wit-bindgen glue
-//! and the TCP client compile only for wasm32.
+//! compiles only for wasm32 and uses `wasi-net`'s TCP client
+//! (guests/wasi-net).
 
 #[cfg(target_arch = "wasm32")]
 mod component;
-#[cfg(target_arch = "wasm32")]
-#[path = "../../source-probe/src/tcp.rs"]
-mod tcp;
 
 /// The payload layouts of the bench (`tests/bench/src/scenarios/mod.rs`,
 /// `PayloadFormat`), byte for byte, so the bench's receivers read the

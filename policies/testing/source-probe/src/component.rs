@@ -1,9 +1,9 @@
 //! The wit-bindgen glue and the probes.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::time::Duration;
 
-use crate::tcp;
+use wasi_net::ConnectError;
 
 wit_bindgen::generate!({ path: "../../../wit", world: "source" });
 
@@ -37,10 +37,26 @@ fn report(prefix: &str, check: &str, result: Result<String, String>) -> Result<(
         .map_err(|e| format!("publishing report {check}: {e:?}"))
 }
 
+/// Sends a line to `addr` and reads the answer, waiting as long as it
+/// takes.
 fn echo(addr: &str) -> Result<String, String> {
-    let mut connection = tcp::connect(addr)?;
-    connection.write_all(b"hello from the probe\n")?;
-    connection.read_line()
+    let mut connection = wasi_net::connect(addr, None).map_err(probe_wording)?;
+    connection
+        .write_all(b"hello from the probe\n")
+        .map_err(|e| format!("write: {e}"))?;
+    wasi_net::tcp::read_line(&mut connection).map_err(|e| format!("read: {e}"))
+}
+
+/// The probe's wording of a failed connect, which the tests match
+/// (tests/e2e/test_sources.py): `connect <addr>: <code>`, `resolve <host>:
+/// <code>`, `create socket: <code>`.
+fn probe_wording(e: ConnectError) -> String {
+    match e {
+        ConnectError::Resolve { host, reason } => format!("resolve {host}: {reason}"),
+        ConnectError::Socket { reason, .. } => format!("create socket: {reason}"),
+        ConnectError::Connect { addr, reason } => format!("connect {addr}: {reason}"),
+        other => other.to_string(),
+    }
 }
 
 fn probe(prefix: &str) -> Result<(), String> {

@@ -18,8 +18,9 @@
 //! `exit(3)`, `fail` returns an error, `spin` loops without ever calling
 //! the host, `alloc` allocates until the memory cap stops it; each first
 //! publishes `<prefix>report/started` (not retained, counted by tests).
+//!
+//! The wit-bindgen glue and the probes are `component.rs`; the TCP client
+//! is `wasi-net`'s (guests/wasi-net), as the sources use it.
 
 #[cfg(target_arch = "wasm32")]
 mod component;
-#[cfg(target_arch = "wasm32")]
-mod tcp;

@@ -1,9 +1,6 @@
 //! `host:port` as the sources' configs name a server (`[v6]:port` for an
 //! IPv6 literal), checked when the config is read so that a typo is a
 //! clear error at start rather than a failed connect later.
-//!
-//! Shared by the gerrit and launchpad sources (the launchpad crate
-//! includes this file with `#[path]`); plain Rust, tested natively here.
 
 /// Splits `host:port`; the brackets of `[v6]:port` are removed.
 pub fn split_host_port(addr: &str) -> Result<(&str, u16), String> {

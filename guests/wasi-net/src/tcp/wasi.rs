@@ -12,9 +12,7 @@
 //! The host grants TCP per `host:port`: a connect or name lookup it does
 //! not grant fails here with `access-denied`, which the error names.
 //!
-//! Shared by the gerrit and launchpad sources (the launchpad crate
-//! includes this file and `endpoint.rs` with `#[path]`); compiled only
-//! for wasm32.
+//! Compiled only for wasm32.
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -32,6 +30,7 @@ use wasip2::sockets::network::{
 use wasip2::sockets::tcp::TcpSocket;
 use wasip2::sockets::tcp_create_socket::create_tcp_socket;
 
+use super::{ConnectError, code_reason};
 use crate::endpoint::split_host_port;
 
 /// Most bytes one write hands to the stream (`blocking-write-and-flush`
@@ -48,11 +47,12 @@ pub struct TcpConnection {
 }
 
 /// Connects to `addr` (`host:port`), trying each address the name
-/// resolves to, each for at most `timeout`. Errors say which step failed
+/// resolves to; the name lookup and each connect may take at most
+/// `timeout` (`None`: as long as they take). Errors say which step failed
 /// and the WASI error code (`access-denied` for what the host did not
 /// grant).
-pub fn connect(addr: &str, timeout: Duration) -> Result<TcpConnection, String> {
-    let (host, port) = split_host_port(addr)?;
+pub fn connect(addr: &str, timeout: Option<Duration>) -> Result<TcpConnection, ConnectError> {
+    let (host, port) = split_host_port(addr).map_err(ConnectError::Address)?;
     let network = instance_network();
     let addresses = if let Ok(v4) = host.parse::<Ipv4Addr>() {
         let [a, b, c, d] = v4.octets();
@@ -63,11 +63,14 @@ pub fn connect(addr: &str, timeout: Duration) -> Result<TcpConnection, String> {
     } else {
         resolve(&network, host, timeout)?
     };
-    let mut last = format!("connect {addr}: {host} has no address");
+    let mut last = ConnectError::Resolve {
+        host: host.to_owned(),
+        reason: "no address".to_owned(),
+    };
     for ip in addresses {
-        match connect_one(&network, ip, port, timeout) {
+        match connect_one(&network, addr, ip, port, timeout) {
             Ok(connection) => return Ok(connection),
-            Err(e) => last = format!("connect {addr}: {e}"),
+            Err(e) => last = e,
         }
     }
     Err(last)
@@ -75,10 +78,11 @@ pub fn connect(addr: &str, timeout: Duration) -> Result<TcpConnection, String> {
 
 fn connect_one(
     network: &Network,
+    addr: &str,
     ip: IpAddress,
     port: u16,
-    timeout: Duration,
-) -> Result<TcpConnection, String> {
+    timeout: Option<Duration>,
+) -> Result<TcpConnection, ConnectError> {
     let (family, remote) = match ip {
         IpAddress::Ipv4(address) => (
             IpAddressFamily::Ipv4,
@@ -94,15 +98,20 @@ fn connect_one(
             }),
         ),
     };
-    let socket = create_tcp_socket(family).map_err(|e| code("creating a socket", e))?;
+    let socket = create_tcp_socket(family).map_err(|e| ConnectError::Socket {
+        addr: addr.to_owned(),
+        reason: code(e),
+    })?;
     // Keep-alive lets a dead peer (a dropped forwarder, a vanished NAT
     // entry) end a connection that would otherwise wait forever. Not
     // every host allows tuning it; a refusal is harmless.
     let _ = socket.set_keep_alive_enabled(true);
     let _ = socket.set_keep_alive_idle_time(60_000_000_000);
-    socket
-        .start_connect(network, remote)
-        .map_err(|e| code("connecting", e))?;
+    let failed = |e| ConnectError::Connect {
+        addr: addr.to_owned(),
+        reason: code(e),
+    };
+    socket.start_connect(network, remote).map_err(failed)?;
     let ready = socket.subscribe();
     loop {
         match socket.finish_connect() {
@@ -116,31 +125,42 @@ fn connect_one(
                 });
             }
             Err(ErrorCode::WouldBlock) => {
-                if !wait(&ready, Some(timeout)) {
-                    return Err(format!("no connection within {} s", timeout.as_secs_f32()));
+                if !wait(&ready, timeout) {
+                    return Err(ConnectError::TimedOut {
+                        addr: addr.to_owned(),
+                        // `wait` returns false only with a timeout.
+                        timeout: timeout.unwrap_or_default(),
+                    });
                 }
             }
-            Err(e) => return Err(code("connecting", e)),
+            Err(e) => return Err(failed(e)),
         }
     }
 }
 
-fn resolve(network: &Network, host: &str, timeout: Duration) -> Result<Vec<IpAddress>, String> {
-    let what = || format!("resolving {host}");
-    let stream = resolve_addresses(network, host).map_err(|e| code(&what(), e))?;
+fn resolve(
+    network: &Network,
+    host: &str,
+    timeout: Option<Duration>,
+) -> Result<Vec<IpAddress>, ConnectError> {
+    let failed = |reason: String| ConnectError::Resolve {
+        host: host.to_owned(),
+        reason,
+    };
+    let stream = resolve_addresses(network, host).map_err(|e| failed(code(e)))?;
     let ready = stream.subscribe();
     let mut addresses = Vec::new();
     loop {
         match stream.resolve_next_address() {
             Ok(Some(ip)) => addresses.push(ip),
-            Ok(None) if addresses.is_empty() => return Err(format!("{}: no address", what())),
+            Ok(None) if addresses.is_empty() => return Err(failed("no address".to_owned())),
             Ok(None) => return Ok(addresses),
             Err(ErrorCode::WouldBlock) => {
-                if !wait(&ready, Some(timeout)) {
-                    return Err(format!("{}: no answer in time", what()));
+                if !wait(&ready, timeout) {
+                    return Err(failed("no answer in time".to_owned()));
                 }
             }
-            Err(e) => return Err(code(&what(), e)),
+            Err(e) => return Err(failed(code(e))),
         }
     }
 }
@@ -156,22 +176,14 @@ fn wait(pollable: &Pollable, timeout: Option<Duration>) -> bool {
     poll(&[pollable, &timer]).contains(&0)
 }
 
-/// `what: name (first line of the description)`: WASI's descriptions
-/// go on with POSIX equivalents over several lines, which would break a
-/// log line.
-fn code(what: &str, e: ErrorCode) -> String {
-    let message = e.message();
-    let first = message.lines().next().unwrap_or("").trim();
-    format!("{what}: {} ({first})", e.name())
+/// `name (first line of the description)` of a WASI error code.
+fn code(e: ErrorCode) -> String {
+    code_reason(e.name(), e.message())
 }
 
 impl TcpConnection {
     /// Bounds how long each read may wait for data; `None` is forever. A
     /// read that runs out of time fails with [`io::ErrorKind::TimedOut`].
-    #[allow(
-        dead_code,
-        reason = "the launchpad source bounds its IMAP reads; gerrit's stream may be quiet for hours"
-    )]
     pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
         self.read_timeout = timeout;
     }

@@ -1,9 +1,6 @@
 //! Capped exponential backoff between reconnects: the first delay is the
 //! minimum, each next one doubles, up to the maximum; [`Backoff::reset`]
 //! starts over once a connection proved healthy.
-//!
-//! Shared by the gerrit and launchpad sources (the launchpad crate
-//! includes this file with `#[path]`); plain Rust, tested natively here.
 
 use std::time::Duration;
 
