@@ -1,4 +1,5 @@
-"""Client helpers for the end-to-end tests: paho-mqtt and the mosquitto CLI tools.
+"""Client helpers for the end-to-end tests: paho-mqtt and the mosquitto CLI tools,
+and waiting for a line in a broker's log.
 
 Every wait is bounded; a helper that times out raises AssertionError with what it saw.
 """
@@ -6,6 +7,7 @@ Every wait is bounded; a helper that times out raises AssertionError with what i
 from __future__ import annotations
 
 import queue
+import re
 import subprocess
 import threading
 import time
@@ -410,6 +412,43 @@ def mosq_auth(broker) -> list[str]:
     return ["-u", broker.user, "-P", broker.password]
 
 
+# Colour codes, in case a broker logs with them.
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def log_text(broker) -> str:
+    """The broker's log (`broker.log_text()`) without ANSI colour codes."""
+    return ANSI.sub("", broker.log_text())
+
+
+def log_lines(broker, pattern: str) -> list[str]:
+    """The lines of the broker's log (without colour codes) in which the regular
+    expression `pattern` is found."""
+    rx = re.compile(pattern)
+    return [line for line in log_text(broker).splitlines() if rx.search(line)]
+
+
+def wait_log(broker, pattern: str, count: int = 1, timeout: float = 15.0, *,
+             alive: bool = False) -> list[str]:
+    """Polls the broker's log until at least `count` lines match the regular
+    expression `pattern` (see `log_lines`) and returns them; AssertionError with the
+    lines found and the end of the log after `timeout` seconds. `alive`: also fail
+    as soon as the broker process has exited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = log_lines(broker, pattern)
+        if len(found) >= count:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{count} log line(s) matching {pattern!r} expected within {timeout}s, "
+                                 f"got {len(found)}:\n" + "\n".join(found)
+                                 + f"\n--- end of the log ---\n{log_text(broker)[-5000:]}")
+        if alive:
+            assert broker.alive(), f"the broker died:\n{log_text(broker)[-5000:]}"
+        time.sleep(0.05)
+
+
 __all__ = ["Paho", "Clients", "MosqSub", "mosquitto_pub", "mosq_target", "mosq_auth", "uniq",
            "props", "PacketTypes", "SubscribeOptions", "V311", "V5", "V31", "QUIET",
-           "TRANSPORTS", "prove_live_then_quiet", "rc_value"]
+           "TRANSPORTS", "prove_live_then_quiet", "rc_value", "ANSI", "log_text", "log_lines",
+           "wait_log"]

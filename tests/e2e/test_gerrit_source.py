@@ -11,7 +11,6 @@ on gerrit/<project>/<type>, its payload the line byte for byte.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -24,12 +23,11 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import REPO, firehose_bin, free_ports, run_firehose, start_broker, wait_port
-from helpers import QUIET, Paho
+from helpers import QUIET, Paho, wait_log
 
 pytestmark = pytest.mark.firehose_only
 
 DATA = REPO / "tests" / "data" / "gerrit"
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 # The topic of each sample, written out rather than computed: the project is
 # change.project, or refUpdate.project for ref-updated.
@@ -136,18 +134,6 @@ def gerrit_source(port: int, granted_port: int | None = None) -> dict:
             "config": {"stream": f"127.0.0.1:{port}", "reconnect_min_ms": 200,
                        "reconnect_max_secs": 2, "connect_timeout_secs": 5},
             "grants": {"tcp": [f"127.0.0.1:{granted}"]}}
-
-
-def wait_log(broker, pattern: str, timeout: float = 15.0) -> list[str]:
-    rx = re.compile(pattern)
-    deadline = time.monotonic() + timeout
-    while True:
-        found = [line for line in ANSI.sub("", broker.log_text()).splitlines() if rx.search(line)]
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no broker log line matching {pattern!r} within {timeout}s")
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -293,10 +279,7 @@ def test_webhook_posts_are_published_like_stream_events(tmp_path, password_hashe
         "name": "gerrit", "component": "gerrit", "prefix": "gerrit",
         "webhook": {"secret": WEBHOOK_SECRET}}])
     try:
-        deadline = time.monotonic() + 30
-        while "webhook mounted" not in ANSI.sub("", broker.log_text()):
-            assert time.monotonic() < deadline, "the webhook was not mounted:\n" + broker.log_text()
-            time.sleep(0.05)
+        wait_log(broker, "webhook mounted", timeout=30)
         sub = Paho(broker)
         sub.connect()
         sub.subscribe("gerrit/#", qos=1)

@@ -10,12 +10,10 @@ Python's http.server on 127.0.0.1, one plain and one with TLS."""
 
 import http.server
 import os
-import re
 import ssl
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -23,10 +21,10 @@ import urllib.request
 import pytest
 
 from conftest import _make_test_ca, firehose_bin, start_broker, wasm_component
+from helpers import log_lines, wait_log
 
 pytestmark = pytest.mark.firehose_only
 
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 SECRET_ENV = "FIREHOSE_E2E_HOOK_SECRET"
 SECRET = "from-the-environment_0123456789"
 
@@ -86,11 +84,7 @@ def setup(tmp_path_factory, password_hashes):
         broker = start_broker(tmp, password_hashes, sources=sources)
     finally:
         del os.environ[SECRET_ENV]
-    deadline = time.monotonic() + 30
-    while ANSI.sub("", broker.log_text()).count("webhook mounted") < 3:
-        assert time.monotonic() < deadline, "the webhooks were not mounted:\n" + broker.log_text()
-        assert broker.alive(), broker.log_text()
-        time.sleep(0.05)
+    wait_log(broker, "webhook mounted", count=3, timeout=30, alive=True)
     yield dict(broker=broker, plain_port=plain_port, plain_seen=plain_seen, tls_port=tls_port,
                tls_seen=tls_seen, odd_port=odd_port, odd_seen=odd_seen)
     crashed = not broker.alive()
@@ -114,10 +108,6 @@ def fetch(broker, source: str, target: str, secret: str | None = SECRET) -> str:
             return r.read().decode()
     except urllib.error.HTTPError as e:
         return f"http {e.code}: {e.read().decode()}"
-
-
-def log_lines(broker, text: str) -> list[str]:
-    return [l for l in ANSI.sub("", broker.log_text()).splitlines() if text in l]
 
 
 def test_a_granted_http_request_reaches_the_server(setup):
@@ -161,10 +151,7 @@ def test_requests_no_grant_admits_are_denied_in_the_guest_and_logged(setup, targ
     answer = fetch(broker, "fetcher", target + "?token=hush")
     assert answer.startswith("err: ") and "HttpRequestDenied" in answer, answer
     assert len(setup["plain_seen"]) + len(setup["tls_seen"]) == seen_before, "nothing was sent"
-    deadline = time.monotonic() + 5
-    while not (lines := log_lines(broker, "outgoing HTTP request")):
-        assert time.monotonic() < deadline, "the denial was not logged"
-        time.sleep(0.05)
+    lines = wait_log(broker, "outgoing HTTP request", timeout=5)
     assert any('source="fetcher"' in l for l in lines), lines
     assert not any("hush" in l for l in lines), "the query (may hold credentials) is not logged"
 

@@ -31,14 +31,13 @@ import pytest
 
 from conftest import REPO, firehose_config, start_broker, wasm_component
 from dovecot import Dovecot
-from helpers import QUIET, Paho
+from helpers import QUIET, Paho, log_lines, wait_log
 # `firehose serve` on an example config with the test's ports.
 from test_gerrit_source import ExampleBroker
 
 pytestmark = pytest.mark.firehose_only
 
 DATA = REPO / "tests" / "data" / "launchpad"
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 # The topic of each sample that is published (its payload is <name>.expected.json).
 PUBLISHED = {
@@ -76,22 +75,6 @@ def launchpad_source(imap: Dovecot, **config) -> dict:
                        "reconnect_min_ms": 200, "reconnect_max_secs": 2,
                        "command_timeout_secs": 10, **config},
             "grants": {"tcp": [f"127.0.0.1:{port}"]}}
-
-
-def log_lines(broker, pattern: str) -> list[str]:
-    rx = re.compile(pattern)
-    return [line for line in ANSI.sub("", broker.log_text()).splitlines() if rx.search(line)]
-
-
-def wait_log(broker, pattern: str, timeout: float = 15.0) -> list[str]:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = log_lines(broker, pattern)
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no broker log line matching {pattern!r} within {timeout}s")
-        time.sleep(0.1)
 
 
 def mailbox_state(imap: Dovecot) -> dict[str, list[bytes]]:

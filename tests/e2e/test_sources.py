@@ -9,7 +9,6 @@ probe talks to runs here, on 127.0.0.1.
 from __future__ import annotations
 
 import queue
-import re
 import signal
 import socket
 import sys
@@ -20,11 +19,10 @@ from datetime import datetime
 import pytest
 
 from conftest import firehose_config, start_broker
-from helpers import MosqSub, QUIET
+from helpers import MosqSub, QUIET, log_lines, log_text, wait_log
 
 pytestmark = pytest.mark.firehose_only
 
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class EchoServer:
@@ -73,23 +71,6 @@ def probe(name="probe", prefix="probe", **config) -> dict:
     grants = config.pop("grants", {})
     return {"name": name, "component": "source-probe", "prefix": prefix,
             "config": {"prefix": prefix + "/", **config}, "grants": grants}
-
-
-def log_lines(broker, pattern: str) -> list[str]:
-    rx = re.compile(pattern)
-    return [line for line in ANSI.sub("", broker.log_text()).splitlines() if rx.search(line)]
-
-
-def wait_log(broker, pattern: str, count: int = 1, timeout: float = 15.0) -> list[str]:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = log_lines(broker, pattern)
-        if len(found) >= count:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{count} log line(s) matching {pattern!r} expected within {timeout}s, "
-                                 f"got {len(found)}:\n" + "\n".join(found))
-        time.sleep(0.1)
 
 
 def timestamp(line: str) -> float:
@@ -187,7 +168,7 @@ def test_a_source_reaches_only_what_it_is_granted_and_sees_nothing_else(make_bro
         # SIGTERM: the source is told to stop, returns, and the broker exits cleanly.
         b.proc.send_signal(signal.SIGTERM)
         assert b.proc.wait(timeout=15) == 0
-        log = ANSI.sub("", b.log_text())
+        log = log_text(b)
         assert "asked to stop; returning" in log, "the guest saw shutting-down"
         stopped = log_lines(b, r"source stopped")
         assert stopped and "rejected=3" in stopped[0], stopped

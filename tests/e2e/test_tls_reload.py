@@ -5,11 +5,10 @@ import signal
 import socket
 import ssl
 import subprocess
-import time
 
 import pytest
 
-from helpers import uniq
+from helpers import uniq, wait_log
 
 pytestmark = pytest.mark.firehose_only
 
@@ -54,10 +53,7 @@ def test_sighup_swaps_the_certificate_without_dropping_connections(broker, clien
 
     sign_new_leaf(broker.data_dir / "tls")
     broker.proc.send_signal(signal.SIGHUP)
-    deadline = time.monotonic() + 10
-    while "TLS certificate reloaded" not in broker.log_text():
-        assert time.monotonic() < deadline, broker.log_text()[-2000:]
-        time.sleep(0.05)
+    wait_log(broker, "TLS certificate reloaded", timeout=10)
 
     after = served_cert(broker.mqtts_port, broker.ca)
     assert after != before, "new handshakes still get the old certificate"

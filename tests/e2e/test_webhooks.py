@@ -10,7 +10,6 @@ subscriber checks what reaches the bus, byte for byte. Everything runs on
 
 from __future__ import annotations
 
-import re
 import socket
 import ssl
 import sys
@@ -21,13 +20,12 @@ import urllib.request
 import pytest
 
 from conftest import start_broker
-from helpers import QUIET, MosqSub
+from helpers import QUIET, MosqSub, log_text, wait_log
 
 pytestmark = pytest.mark.firehose_only
 
 SECRET = "e2e-webhook-secret_0123456789"
 TOPIC = "hooks/events"
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +40,7 @@ def hooked(request, tmp_path_factory, password_hashes):
     ]
     broker = start_broker(tmp_path_factory.mktemp("webhooks"), password_hashes, sources=sources)
     # The listeners open before the sources are loaded: wait until both are mounted.
-    deadline = time.monotonic() + 30
-    while ANSI.sub("", broker.log_text()).count("webhook mounted") < 2:
-        assert time.monotonic() < deadline, "the webhooks were not mounted:\n" + broker.log_text()
-        time.sleep(0.05)
+    wait_log(broker, "webhook mounted", count=2, timeout=30)
     sub = MosqSub(["-h", broker.host, "-p", str(broker.mqtt_port), "-V", "mqttv5", "-q", "1",
                    "-t", "hooks/#", "-t", "open/#"], timeout=600)
     sub.wait_subscribed()
@@ -92,10 +87,6 @@ def bearer(secret: str = SECRET) -> dict:
 def expect_nothing_more(sub: MosqSub):
     extra = sub.drain(QUIET)
     assert extra == [], f"nothing else may arrive, got {extra}"
-
-
-def log_text(broker) -> str:
-    return ANSI.sub("", broker.log_text())
 
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
@@ -235,7 +226,7 @@ def test_a_reload_mounts_and_unmounts_webhooks(tmp_path, password_hashes):
                            "config": {"prefix": "late/"}, "webhook": {"secret": SECRET}}]
         broker.rewrite_config()
         broker.sighup()
-        wait_for_log(broker, "webhook mounted")
+        wait_log(broker, "webhook mounted", timeout=20)
         sub = MosqSub(["-h", broker.host, "-p", str(broker.mqtt_port), "-q", "1", "-t", "late/#"])
         try:
             sub.wait_subscribed()
@@ -248,16 +239,9 @@ def test_a_reload_mounts_and_unmounts_webhooks(tmp_path, password_hashes):
         broker.sources = []
         broker.rewrite_config()
         broker.sighup()
-        wait_for_log(broker, "webhook unmounted")
+        wait_log(broker, "webhook unmounted", timeout=20)
         status, _, _ = request(broker, "/hooks/late", b"{}", bearer())
         assert status == 404
         assert broker.alive()
     finally:
         broker.stop()
-
-
-def wait_for_log(broker, text: str, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while text not in log_text(broker):
-        assert time.monotonic() < deadline, f"{text!r} not logged:\n{log_text(broker)[-5000:]}"
-        time.sleep(0.05)

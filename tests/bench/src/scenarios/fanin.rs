@@ -7,8 +7,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::{Ctx, Shared, connect_many, flood, qos0_result, receive_qos0, spawn_group, warm_up};
-use crate::client::{BIG_READ_BUF, Conn};
+use super::{
+    ClientIds, Ctx, Receivers, RecvTotals, Shared, connect_many, flood, qos0_result, spawn_group,
+    warm_up,
+};
+use crate::client::BIG_READ_BUF;
 use crate::procfs::CpuMark;
 use crate::report::BrokerResult;
 
@@ -21,31 +24,15 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
     let shared = Shared::new();
     let hard_deadline = Instant::now() + Duration::from_secs(60) + p.max_time + p.settle * 2;
 
-    let receiver = {
-        let (shared, topic, addr) = (Arc::clone(&shared), topic.clone(), ctx.addr);
-        spawn_group("fanin-sub", move || async move {
-            let r = async {
-                let mut conn =
-                    Conn::connect(addr, None, "fi-sub", None, p.keep_alive, BIG_READ_BUF).await?;
-                conn.subscribe(&topic, 0).await?;
-                let st = receive_qos0(
-                    &mut conn,
-                    p.payload_format,
-                    &shared,
-                    expected,
-                    p.settle,
-                    hard_deadline,
-                    |_, _| {},
-                )
-                .await?;
-                conn.disconnect().await;
-                anyhow::Ok(st)
-            }
-            .await;
-            shared.finish(r.is_err());
-            r
-        })
-    };
+    let receiver = Receivers::new(
+        ctx.addr,
+        ClientIds::One("fi-sub"),
+        &topic,
+        &p,
+        expected,
+        hard_deadline,
+    )
+    .spawn("fanin-sub", &shared);
 
     let publishers = {
         let (shared, topic, addr, pid) = (Arc::clone(&shared), topic.clone(), ctx.addr, ctx.pid);
@@ -110,7 +97,7 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
 
     let (pub_res, recv_res) = tokio::join!(publishers, receiver);
     let (cpu, start) = pub_res?;
-    let st = recv_res?;
+    let st = RecvTotals::of(&recv_res?);
     let cpu = cpu.elapsed(ctx.pid)?;
     let timed_out = shared
         .done_at()
@@ -118,10 +105,10 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
     Ok(qos0_result(
         ctx.broker,
         expected,
-        st.count,
+        st.delivered,
         st.last.unwrap_or(start).saturating_duration_since(start),
         cpu,
-        usize::from(st.closed),
+        st.closed,
         timed_out,
     ))
 }

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::{Ctx, Shared, connect_many, flood, qos0_result, receive_qos0, spawn_group, warm_up};
+use super::{
+    ClientIds, Ctx, Receivers, RecvTotals, Shared, flood, qos0_result, spawn_group, warm_up,
+};
 use crate::client::{BIG_READ_BUF, Conn};
 use crate::procfs::CpuMark;
 use crate::report::BrokerResult;
@@ -20,42 +22,15 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
     let shared = Shared::new();
     let hard_deadline = Instant::now() + Duration::from_secs(60) + p.max_time + p.settle * 2;
 
-    let receivers = {
-        let (shared, topic, addr) = (Arc::clone(&shared), topic.clone(), ctx.addr);
-        spawn_group("fanout-subs", move || async move {
-            let r = async {
-                let conns =
-                    connect_many(addr, "fo-sub", subs, None, p.keep_alive, BIG_READ_BUF).await?;
-                let mut set = tokio::task::JoinSet::new();
-                for mut conn in conns {
-                    let (shared, topic) = (Arc::clone(&shared), topic.clone());
-                    set.spawn(async move {
-                        conn.subscribe(&topic, 0).await?;
-                        let st = receive_qos0(
-                            &mut conn,
-                            p.payload_format,
-                            &shared,
-                            per_sub,
-                            p.settle,
-                            hard_deadline,
-                            |_, _| {},
-                        )
-                        .await?;
-                        conn.disconnect().await;
-                        anyhow::Ok(st)
-                    });
-                }
-                let mut all = Vec::new();
-                while let Some(r) = set.join_next().await {
-                    all.push(r??);
-                }
-                anyhow::Ok(all)
-            }
-            .await;
-            shared.finish(r.is_err());
-            r
-        })
-    };
+    let receivers = Receivers::new(
+        ctx.addr,
+        ClientIds::Numbered("fo-sub", subs),
+        &topic,
+        &p,
+        per_sub,
+        hard_deadline,
+    )
+    .spawn("fanout-subs", &shared);
 
     let publisher = {
         let (shared, topic, addr, pid) = (Arc::clone(&shared), topic.clone(), ctx.addr, ctx.pid);
@@ -108,9 +83,11 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
     let (cpu, start) = pub_res?;
     let stats = recv_res?;
     let cpu = cpu.elapsed(ctx.pid)?;
-    let delivered: u64 = stats.iter().map(|s| s.count).sum();
-    let last = stats.iter().filter_map(|s| s.last).max().unwrap_or(start);
-    let closed = stats.iter().filter(|s| s.closed).count();
+    let RecvTotals {
+        delivered,
+        last,
+        closed,
+    } = RecvTotals::of(&stats);
     let timed_out = shared
         .done_at()
         .is_some_and(|d| d.duration_since(start) >= p.max_time);
@@ -118,7 +95,7 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
         ctx.broker,
         per_sub * subs as u64,
         delivered,
-        last.saturating_duration_since(start),
+        last.unwrap_or(start).saturating_duration_since(start),
         cpu,
         closed,
         timed_out,

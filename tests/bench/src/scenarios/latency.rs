@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use tokio::io::AsyncWriteExt;
 
-use super::{Ctx, Shared, connect_many, receive_qos0, spawn_group, warm_up};
+use super::{ClientIds, Ctx, Receivers, Shared, spawn_group, warm_up};
 use crate::client::{self, BIG_READ_BUF, Conn};
 use crate::procfs::CpuMark;
 use crate::report::{Better, BrokerResult, Metric};
@@ -25,50 +25,29 @@ pub async fn run(ctx: &Ctx) -> Result<BrokerResult> {
     let hard_deadline = Instant::now() + Duration::from_secs(60) + p.duration * 2 + p.settle * 2;
 
     let receivers = {
-        let (shared, topic, addr) = (Arc::clone(&shared), topic.clone(), ctx.addr);
-        spawn_group("latency-subs", move || async move {
-            let r = async {
-                let conns =
-                    connect_many(addr, "lat-sub", subs, None, p.keep_alive, BIG_READ_BUF).await?;
-                let mut set = tokio::task::JoinSet::new();
-                for mut conn in conns {
-                    let (shared, topic) = (Arc::clone(&shared), topic.clone());
-                    set.spawn(async move {
-                        conn.subscribe(&topic, 0).await?;
-                        let mut lat_us: Vec<u32> = Vec::with_capacity(total as usize);
-                        let st = receive_qos0(
-                            &mut conn,
-                            p.payload_format,
-                            &shared,
-                            total,
-                            p.settle,
-                            hard_deadline,
-                            |payload, t| {
-                                let sent_ns = p.payload_format.read_sent_ns(payload);
-                                let sent = base + Duration::from_nanos(sent_ns);
-                                lat_us.push(
-                                    t.saturating_duration_since(sent)
-                                        .as_micros()
-                                        .min(u32::MAX as u128)
-                                        as u32,
-                                );
-                            },
-                        )
-                        .await?;
-                        conn.disconnect().await;
-                        anyhow::Ok((st, lat_us))
-                    });
-                }
-                let mut all = Vec::new();
-                while let Some(r) = set.join_next().await {
-                    all.push(r??);
-                }
-                anyhow::Ok(all)
-            }
-            .await;
-            shared.finish(r.is_err());
-            r
-        })
+        let format = p.payload_format;
+        Receivers::new(
+            ctx.addr,
+            ClientIds::Numbered("lat-sub", subs),
+            &topic,
+            &p,
+            total,
+            hard_deadline,
+        )
+        .spawn_with(
+            "latency-subs",
+            &shared,
+            move || Vec::<u32>::with_capacity(total as usize),
+            move |lat_us, payload, t| {
+                let sent_ns = format.read_sent_ns(payload);
+                let sent = base + Duration::from_nanos(sent_ns);
+                lat_us.push(
+                    t.saturating_duration_since(sent)
+                        .as_micros()
+                        .min(u32::MAX as u128) as u32,
+                );
+            },
+        )
     };
 
     let publisher = {

@@ -1,6 +1,7 @@
 //! The six scenarios and what they share: parameters, client-group threads
 //! (each group runs on its own current_thread tokio runtime), the payload
-//! layouts, the warm-up handshake and the QoS 0 receive loop.
+//! layouts, the warm-up handshake, the QoS 0 receive loop and the groups of
+//! subscribers that run it ([`Receivers`]).
 //!
 //! Five run against every broker through [`run`]; the sixth, `source`
 //! (the cost of a WASM source), runs two variants of firehose instead and
@@ -30,7 +31,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::oneshot;
 use tokio::time::timeout;
 
-use crate::client::{self, Conn, Credentials, Packet};
+use crate::client::{self, BIG_READ_BUF, Conn, Credentials, Packet};
 use crate::report::BrokerResult;
 
 /// Scenario sizes and knobs (from the command line).
@@ -559,6 +560,161 @@ pub async fn receive_qos0(
         })?;
     }
     Ok(st)
+}
+
+/// The client ids of a receiver group.
+#[derive(Clone, Copy, Debug)]
+pub enum ClientIds {
+    /// `n` clients `<prefix>-0` .. `<prefix>-<n-1>` (see [`connect_many`]).
+    Numbered(&'static str, usize),
+    /// One client with exactly this id.
+    One(&'static str),
+}
+
+/// A scenario's QoS 0 subscribers: anonymous clients that each subscribe
+/// to `topic` and run [`receive_qos0`] until `expected` messages arrived
+/// (or the settle rule or `hard_deadline` stops them), then disconnect.
+#[derive(Clone, Debug)]
+pub struct Receivers {
+    pub addr: SocketAddr,
+    pub ids: ClientIds,
+    pub topic: String,
+    pub format: PayloadFormat,
+    pub keep_alive: u16,
+    pub settle: Duration,
+    pub expected: u64,
+    pub hard_deadline: Instant,
+}
+
+impl Receivers {
+    /// Receivers of `expected` messages each on `topic`, with the format,
+    /// keep alive and settle time of `p`.
+    pub fn new(
+        addr: SocketAddr,
+        ids: ClientIds,
+        topic: &str,
+        p: &Params,
+        expected: u64,
+        hard_deadline: Instant,
+    ) -> Receivers {
+        Receivers {
+            addr,
+            ids,
+            topic: topic.to_owned(),
+            format: p.payload_format,
+            keep_alive: p.keep_alive,
+            settle: p.settle,
+            expected,
+            hard_deadline,
+        }
+    }
+
+    /// Runs the receivers on their own client-group thread `name` (see
+    /// [`spawn_group`]) and counts what they get: one [`RecvStats`] per
+    /// receiver, in the order they finished. When all are done (or one
+    /// failed) `shared` is [finished](Shared::finish).
+    pub fn spawn(
+        self,
+        name: &str,
+        shared: &Arc<Shared>,
+    ) -> impl Future<Output = Result<Vec<RecvStats>>> + use<> {
+        let all = self.spawn_with(name, shared, || (), |_: &mut (), _: &[u8], _| {});
+        async move { Ok(all.await?.into_iter().map(|(st, ())| st).collect()) }
+    }
+
+    /// [`spawn`](Receivers::spawn), and each receiver also keeps a state
+    /// of its own, made by `init` and passed to `on_msg(state, payload,
+    /// read_time)` with every counted message.
+    pub fn spawn_with<S, I, M>(
+        self,
+        name: &str,
+        shared: &Arc<Shared>,
+        init: I,
+        on_msg: M,
+    ) -> impl Future<Output = Result<Vec<(RecvStats, S)>>> + use<S, I, M>
+    where
+        S: Send + 'static,
+        I: Fn() -> S + Clone + Send + 'static,
+        M: FnMut(&mut S, &[u8], Instant) + Clone + Send + 'static,
+    {
+        let shared = Arc::clone(shared);
+        spawn_group(name, move || async move {
+            let r = async {
+                let conns = match self.ids {
+                    ClientIds::Numbered(prefix, n) => {
+                        connect_many(self.addr, prefix, n, None, self.keep_alive, BIG_READ_BUF)
+                            .await?
+                    }
+                    ClientIds::One(id) => vec![
+                        Conn::connect(self.addr, None, id, None, self.keep_alive, BIG_READ_BUF)
+                            .await?,
+                    ],
+                };
+                let mut set = tokio::task::JoinSet::new();
+                for mut conn in conns {
+                    let (shared, topic) = (Arc::clone(&shared), self.topic.clone());
+                    let (init, mut on_msg) = (init.clone(), on_msg.clone());
+                    let Receivers {
+                        format,
+                        settle,
+                        expected,
+                        hard_deadline,
+                        ..
+                    } = self;
+                    set.spawn(async move {
+                        conn.subscribe(&topic, 0).await?;
+                        let mut state = init();
+                        let st = receive_qos0(
+                            &mut conn,
+                            format,
+                            &shared,
+                            expected,
+                            settle,
+                            hard_deadline,
+                            |payload, t| on_msg(&mut state, payload, t),
+                        )
+                        .await?;
+                        conn.disconnect().await;
+                        anyhow::Ok((st, state))
+                    });
+                }
+                let mut all = Vec::new();
+                while let Some(r) = set.join_next().await {
+                    all.push(r??);
+                }
+                anyhow::Ok(all)
+            }
+            .await;
+            shared.finish(r.is_err());
+            r
+        })
+    }
+}
+
+/// What a group of QoS 0 receivers saw together.
+pub struct RecvTotals {
+    /// Messages counted, summed over the receivers.
+    pub delivered: u64,
+    /// The last counted delivery of any receiver.
+    pub last: Option<Instant>,
+    /// Receivers whose connection the broker closed before the end.
+    pub closed: usize,
+}
+
+impl RecvTotals {
+    pub fn of<'a>(stats: impl IntoIterator<Item = &'a RecvStats>) -> RecvTotals {
+        let mut t = RecvTotals {
+            delivered: 0,
+            last: None,
+            closed: 0,
+        };
+        for st in stats {
+            t.delivered += st.count;
+            t.last = t.last.max(st.last);
+            t.closed += usize::from(st.closed);
+        }
+        t
+    }
 }
 
 /// Writes `count` QoS 0 publishes (sequence numbers `first..first+count`)

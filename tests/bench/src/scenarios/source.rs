@@ -33,7 +33,7 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use super::{
-    Ctx, Params, Shared, connect_many, flood, qos0_result, receive_qos0, spawn_group, warm_up,
+    ClientIds, Ctx, Params, Receivers, RecvTotals, Shared, flood, qos0_result, spawn_group, warm_up,
 };
 use crate::brokers::{BrokerKind, Limits, RunningBroker};
 use crate::client::{BIG_READ_BUF, Conn};
@@ -292,42 +292,15 @@ async fn measure(
     let shared = Shared::new();
     let hard_deadline = Instant::now() + Duration::from_secs(60) + p.max_time + p.settle * 2;
 
-    let receivers = {
-        let (shared, topic, addr) = (Arc::clone(&shared), topic.to_owned(), ctx.addr);
-        spawn_group("source-subs", move || async move {
-            let r = async {
-                let conns =
-                    connect_many(addr, "src-sub", subs, None, p.keep_alive, BIG_READ_BUF).await?;
-                let mut set = tokio::task::JoinSet::new();
-                for mut conn in conns {
-                    let (shared, topic) = (Arc::clone(&shared), topic.clone());
-                    set.spawn(async move {
-                        conn.subscribe(&topic, 0).await?;
-                        let st = receive_qos0(
-                            &mut conn,
-                            p.payload_format,
-                            &shared,
-                            count,
-                            p.settle,
-                            hard_deadline,
-                            |_, _| {},
-                        )
-                        .await?;
-                        conn.disconnect().await;
-                        anyhow::Ok(st)
-                    });
-                }
-                let mut all = Vec::new();
-                while let Some(r) = set.join_next().await {
-                    all.push(r??);
-                }
-                anyhow::Ok(all)
-            }
-            .await;
-            shared.finish(r.is_err());
-            r
-        })
-    };
+    let receivers = Receivers::new(
+        ctx.addr,
+        ClientIds::Numbered("src-sub", subs),
+        topic,
+        &p,
+        count,
+        hard_deadline,
+    )
+    .spawn("source-subs", &shared);
 
     let publisher = {
         let (shared, topic, addr, pid) = (Arc::clone(&shared), topic.to_owned(), ctx.addr, ctx.pid);
@@ -354,15 +327,17 @@ async fn measure(
     let published = pub_res?;
     let stats = recv_res?;
     let cpu = published.cpu.elapsed(ctx.pid)?;
-    let delivered: u64 = stats.iter().map(|s| s.count).sum();
+    let RecvTotals {
+        delivered,
+        last,
+        closed,
+    } = RecvTotals::of(&stats);
     let start = published.start;
-    let last = stats.iter().filter_map(|s| s.last).max().unwrap_or(start);
-    let closed = stats.iter().filter(|s| s.closed).count();
     let mut r = qos0_result(
         ctx.broker,
         count * subs as u64,
         delivered,
-        last.saturating_duration_since(start),
+        last.unwrap_or(start).saturating_duration_since(start),
         cpu,
         closed,
         published.end.is_none(),
