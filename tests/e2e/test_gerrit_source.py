@@ -22,7 +22,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import REPO, firehose_bin, free_ports, run_firehose, start_broker, wait_port
+from conftest import REPO, firehose_bin, free_ports, start_broker, wait_port
 from helpers import QUIET, Paho, wait_log
 
 pytestmark = pytest.mark.firehose_only
