@@ -2,13 +2,17 @@
 imports it asks for, or a clear reason why it is not a loadable component
 (exit non-zero)."""
 
+import re
 import subprocess
 
 import pytest
 
-from conftest import firehose_bin, wasm_component
+from conftest import REPO, firehose_bin, wasm_component
 
 pytestmark = pytest.mark.firehose_only
+
+# The firehose:bus version of wit/: what the repository's guests are built against.
+BUS = re.match(r"package firehose:bus@([0-9.]+);", (REPO / "wit/types.wit").read_text()).group(1)
 
 
 def check(path) -> subprocess.CompletedProcess:
@@ -22,12 +26,12 @@ def test_a_policy_reports_its_world_and_imports(name, world):
     r = check(wasm_component(name))
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0].endswith(f": world {world} (firehose:bus@0.1.0)"), lines[0]
+    assert lines[0].endswith(f": world {world} (firehose:bus@{BUS})"), lines[0]
     imports, exports = sections(lines)
-    assert "firehose:bus/config@0.1.0" in imports
+    assert f"firehose:bus/config@{BUS}" in imports
     assert not any(i.startswith("wasi:sockets") for i in imports), "a policy asks for no network"
     interface = "acl" if world == "acl-policy" else "transform"
-    assert exports == [f"firehose:bus/{interface}@0.1.0"], exports
+    assert exports == [f"firehose:bus/{interface}@{BUS}"], exports
 
 
 def sections(lines: list[str]) -> tuple[set[str], list[str]]:
@@ -41,11 +45,11 @@ def test_the_gerrit_source_reports_its_network_imports_and_both_exports():
     r = check(wasm_component("gerrit"))
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0].endswith(": world source (firehose:bus@0.1.0)"), lines[0]
+    assert lines[0].endswith(f": world source (firehose:bus@{BUS})"), lines[0]
     imports, exports = sections(lines)
-    assert "firehose:bus/publish@0.1.0" in imports
+    assert f"firehose:bus/publish@{BUS}" in imports
     assert any(i.startswith("wasi:sockets/tcp@") for i in imports), imports
-    assert "firehose:bus/run@0.1.0" in exports
+    assert f"firehose:bus/run@{BUS}" in exports
     assert any(e.startswith("wasi:http/incoming-handler@") for e in exports), exports
 
 

@@ -160,9 +160,18 @@ def test_a_source_reaches_only_what_it_is_granted_and_sees_nothing_else(make_bro
             assert r["bare-prefix"] == 'err: PublishError::OutsidePrefix("probe/")', r
             assert r["invalid-topic"].startswith("err: PublishError::InvalidTopic("), r
             wait_log(b, r"publish refused: outside the source's prefix probe/.*topic=\"?elsewhere/probe")
+            # publish-batch: a batch goes through whole; one refused in its middle
+            # publishes what comes before the refusal and says how much.
+            assert r["batch"] == "ok: published", r
+            assert r["batch-refusal"] == ('err: published 1, then '
+                                          'PublishError::OutsidePrefix("probe/")'), r
+            assert r["batch-empty"] == "ok: published", r
+            wait_log(b, r"publish refused: outside the source's prefix probe/.*topic=\"?elsewhere/batch")
             # Its heartbeats reach an ordinary MQTT subscriber; nothing arrived outside the prefix.
             sub.wait_for("probe/heartbeat")
             assert not [m for m in sub.history if not m[0].startswith("probe/")]
+            batched = sorted(m[1].decode() for m in sub.history if m[0].startswith("probe/batch/"))
+            assert batched == ["1", "2", "3", "4"], sub.history
         finally:
             sub.stop()
         # SIGTERM: the source is told to stop, returns, and the broker exits cleanly.
@@ -171,10 +180,29 @@ def test_a_source_reaches_only_what_it_is_granted_and_sees_nothing_else(make_bro
         log = log_text(b)
         assert "asked to stop; returning" in log, "the guest saw shutting-down"
         stopped = log_lines(b, r"source stopped")
-        assert stopped and "rejected=3" in stopped[0], stopped
+        assert stopped and "rejected=4" in stopped[0], stopped
         assert "did not return within the grace period" not in log
     finally:
         echo.close()
+
+
+def test_a_source_built_against_bus_0_1_0_runs_on_this_broker(make_broker):
+    """A minor version of the WIT contract keeps older sources working: the
+    source-0-1-0 component, built against the frozen 0.1.0 WIT, loads and its
+    messages reach an MQTT subscriber in order."""
+    b = make_broker([{"name": "old", "component": "source-0-1-0", "prefix": "old",
+                      "config": {"prefix": "old/", "count": "5"}, "grants": {}}])
+    sub = subscribe(b, "old/compat/#")
+    try:
+        sub.wait_for("old/compat/done", timeout=20)
+        got = [(m[0], m[1].decode()) for m in sub.history if m[0] != "old/compat/idle"]
+        assert sorted(got) == sorted([(f"old/compat/{n}", str(n)) for n in range(1, 6)]
+                                     + [("old/compat/done", "5")]), got
+        sub.wait_for("old/compat/idle", timeout=10)
+    finally:
+        sub.stop()
+    assert wait_log(b, r"source starting.*source=\"?old")
+    assert not log_lines(b, r"source run ended.*source=\"?old")
 
 
 def test_a_source_without_grants_cannot_open_a_socket_and_the_host_says_so(make_broker):

@@ -2,7 +2,8 @@
 //! a client's publish after its ACL check (transform chains, then the
 //! router), with the publisher id `$source/<name>`.
 //!
-//! `publish` returns once the broker has taken the message: it awaits
+//! `publish` returns once the broker has taken the message (`publish-batch`
+//! once it has taken them all, routed together): it awaits
 //! the transform chain for the topic (a topic without one is routed at
 //! once, [`SourceSink::try_publish`]), and the runtime yields to other
 //! tasks when the source's scheduling budget is spent, which is the
@@ -68,6 +69,29 @@ impl SourceSink for BrokerSink {
         self.broker
             .route(Arc::new(broker_message(&self.publisher, message)));
         Ok(())
+    }
+
+    /// Runs each message through its topic's transform chain (if any),
+    /// then routes them all together, in order, as a client connection
+    /// routes what one read brought: subscribers are woken once for the
+    /// lot. They count as taken only once routed.
+    fn publish_batch<'a>(
+        &'a self,
+        _source: &'a str,
+        messages: Vec<firehose_wasm::Message>,
+        taken: &'a mut usize,
+    ) -> Pin<Box<dyn Future<Output = Result<(), SinkError>> + Send + 'a>> {
+        Box::pin(async move {
+            let count = messages.len();
+            let mut staged = Vec::with_capacity(count);
+            for message in messages {
+                let message = Arc::new(broker_message(&self.publisher, message));
+                self.broker.transform_into(message, &mut staged).await;
+            }
+            self.broker.route_staged(&mut staged);
+            *taken = count;
+            Ok(())
+        })
     }
 }
 

@@ -31,13 +31,17 @@ pub(crate) mod transform {
     });
 }
 
-/// World `source`: the shared interfaces come from [`acl`]; `publish` is
-/// async (it awaits the broker's backpressure), and so is `run`.
+/// World `source`: the shared interfaces come from [`acl`]; `publish` and
+/// `publish-batch` are async (they await the broker's backpressure), and
+/// so is `run`.
 pub(crate) mod source {
     wasmtime::component::bindgen!({
         path: "../../wit",
         world: "source",
-        imports: { "firehose:bus/publish.publish": async },
+        imports: {
+            "firehose:bus/publish.publish": async,
+            "firehose:bus/publish.publish-batch": async,
+        },
         exports: { default: async },
         additional_derives: [PartialEq, Eq],
         with: {

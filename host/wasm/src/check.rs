@@ -26,6 +26,11 @@ use crate::host_imports;
 /// The `firehose:bus` major.minor this host implements (any patch).
 pub const BUS_VERSION: (u64, u64) = (0, 1);
 
+/// The full `firehose:bus` version of this host's `wit/`: what the guests
+/// in this repository are built against. Components of any earlier 0.1.x
+/// load too.
+pub const WIT_VERSION: &str = "0.1.1";
+
 /// The export that makes a component a webhook source (any 0.2.x).
 pub const HTTP_HANDLER: &str = "wasi:http/incoming-handler";
 
@@ -397,6 +402,24 @@ fn parse_version(v: &str) -> Option<(u64, u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_versions_are_those_of_wit() {
+        let wit = concat!(env!("CARGO_MANIFEST_DIR"), "/../../wit");
+        let package = format!("package firehose:bus@{WIT_VERSION};");
+        let mut files = 0;
+        for entry in std::fs::read_dir(wit).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "wit") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                assert!(text.starts_with(&package), "{}", path.display());
+                files += 1;
+            }
+        }
+        assert!(files > 0);
+        let (major, minor, _) = parse_version(WIT_VERSION).unwrap();
+        assert_eq!((major, minor), BUS_VERSION);
+    }
 
     #[test]
     fn any_patch_of_the_host_minor_is_accepted() {

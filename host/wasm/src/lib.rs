@@ -54,7 +54,7 @@ pub mod wasi_ctx;
 
 pub use acl::AclPolicy;
 pub use cache::{CacheOutcome, ComponentCache};
-pub use check::{CheckError, ComponentInfo, World, check_component};
+pub use check::{CheckError, ComponentInfo, WIT_VERSION, World, check_component};
 pub use engine::WasmEngine;
 pub use error::{LoadError, PolicyError};
 pub use limits::Limits;

@@ -97,6 +97,10 @@ struct Cli {
     /// [default: --source-messages, so nothing needs to drop].
     #[arg(long)]
     source_queue: Option<usize>,
+    /// Source scenario: messages per `publish-batch` call in the variant
+    /// that batches (1 skips that variant).
+    #[arg(long, default_value_t = 64)]
+    source_batch: usize,
     /// Keep alive (s) of every client; rumqttd refuses 0.
     #[arg(long, default_value_t = 600)]
     keep_alive: u16,
@@ -241,6 +245,7 @@ async fn run(cli: Cli) -> Result<()> {
             .unwrap_or(cli.source_messages as usize)
             .max(1),
         source_subscribers,
+        source_batch: cli.source_batch.max(1),
     };
 
     let fd_limit = procfs::raise_fd_limit()?;
@@ -599,10 +604,11 @@ fn render(
     }
     if cli.rounds > 1 {
         out.push_str(&report::policy_cost_summary(results));
-        let source =
-            report::variant_summary(results, scenarios::source::WASM, scenarios::source::NATIVE);
-        if !source.is_empty() {
-            let _ = write!(out, "\n{source}");
+        for wasm in [scenarios::source::WASM, scenarios::source::WASM_BATCH] {
+            let source = report::variant_summary(results, wasm, scenarios::source::NATIVE);
+            if !source.is_empty() {
+                let _ = write!(out, "\n{source}");
+            }
         }
     }
     out

@@ -184,16 +184,19 @@ impl ScenarioResult {
             .find(|r| r.label == Some(label) && !matches!(r.status, Status::Error(_)))
     }
 
-    /// The first labeled variant / the other labeled ones.
+    /// Each labeled variant / the last one (the reference), a table each.
     fn variant_ratios(&self) -> String {
         let labeled: Vec<&BrokerResult> = self
             .results
             .iter()
             .filter(|r| r.label.is_some() && !matches!(r.status, Status::Error(_)))
             .collect();
-        match labeled.split_first() {
-            Some((of, to)) if !to.is_empty() => ratio_table(of, to),
-            _ => String::new(),
+        match labeled.split_last() {
+            Some((reference, others)) => others
+                .iter()
+                .map(|of| ratio_table(of, &[*reference]))
+                .collect(),
+            None => String::new(),
         }
     }
 

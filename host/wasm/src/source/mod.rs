@@ -11,8 +11,9 @@
 //!   blocking WASI calls (sleep, socket reads) suspend it as usual;
 //! - the WASI context of [`net`]: nothing but clocks and random, plus the
 //!   TCP its [`grants`] name;
-//! - the `publish` import of [`publish`], which checks each message and
-//!   hands it to the broker through a [`SourceSink`].
+//! - the `publish` import of [`publish`] (`publish` and, since 0.1.1,
+//!   `publish-batch`), which checks each message and hands it to the
+//!   broker through a [`SourceSink`].
 //!
 //! A run ends when `run` returns, traps, exits or runs out of memory; the
 //! result says which ([`RunError`]). Restarting, backoff and stopping are
@@ -80,6 +81,26 @@ pub trait SourceSink: Send + Sync + 'static {
     fn try_publish(&self, source: &str, message: Message) -> Result<(), Message> {
         let _ = source;
         Err(message)
+    }
+
+    /// Takes `messages` in order, awaiting like [`SourceSink::publish`],
+    /// and counts in `taken` each message once it is taken, so that a
+    /// caller that stops waiting knows how many were. A sink that routes
+    /// the lot together (the broker's) wakes each subscriber once for
+    /// it. The default takes them one by one with `publish`.
+    fn publish_batch<'a>(
+        &'a self,
+        source: &'a str,
+        messages: Vec<Message>,
+        taken: &'a mut usize,
+    ) -> Pin<Box<dyn Future<Output = Result<(), SinkError>> + Send + 'a>> {
+        Box::pin(async move {
+            for message in messages {
+                self.publish(source, message).await?;
+                *taken += 1;
+            }
+            Ok(())
+        })
     }
 }
 

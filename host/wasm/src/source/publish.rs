@@ -7,6 +7,11 @@
 //! 3. the topic lies under the source's prefix (`outside-prefix`);
 //! 4. topic, payload and properties fit in the size limit (`too-large`).
 //!
+//! `publish-batch` (since 0.1.1) runs the same checks on every message of
+//! its list first; the messages before the first refusal go to the sink
+//! together ([`SourceSink::publish_batch`]), and the refusal is returned
+//! with how many were published.
+//!
 //! A refused message is counted in the source's `rejected` counter and
 //! logged (rate-limited) with the source's name. An accepted one is handed
 //! to the [`SourceSink`] and `publish` returns only once the sink took it:
@@ -28,7 +33,7 @@ use tokio::sync::watch;
 
 use super::state::SourceState;
 use super::{SinkError, SourceSink, SourceStats};
-use crate::bindings::source::firehose::bus::publish::{self, PublishError};
+use crate::bindings::source::firehose::bus::publish::{self, BatchError, PublishError};
 use crate::bindings::source::firehose::bus::types as wit;
 use crate::types::Message;
 
@@ -170,6 +175,74 @@ impl publish::Host for SourceState {
             Err(SinkError::ShuttingDown) => Err(PublishError::ShuttingDown),
         }
     }
+
+    async fn publish_batch(&mut self, mut messages: Vec<wit::Message>) -> Result<(), BatchError> {
+        if *self.publisher.stop.borrow() {
+            return Err(BatchError {
+                published: 0,
+                error: PublishError::ShuttingDown,
+            });
+        }
+        // The checks need nothing but the message, so they all run first:
+        // what passes is the list up to the first refusal, published whole.
+        let refused = messages.iter().enumerate().find_map(|(at, m)| {
+            check(&self.publisher.prefix, self.publisher.max_message_bytes, m)
+                .err()
+                .map(|error| (at, error))
+        });
+        if let Some((at, error)) = &refused {
+            self.publisher
+                .stats
+                .rejected
+                .fetch_add(1, Ordering::Relaxed);
+            let topic = messages[*at].topic.clone();
+            self.note_rejected(&topic, error);
+            messages.truncate(*at);
+        }
+        let count = messages.len();
+        if count > 0 {
+            let publisher = &mut self.publisher;
+            let messages: Vec<Message> = messages.into_iter().map(Message::from).collect();
+            let mut taken = 0;
+            let result = tokio::select! {
+                biased;
+                result = publisher.sink.publish_batch(&self.name, messages, &mut taken) => result,
+                _ = publisher.stop.wait_for(|stop| *stop) => Err(SinkError::ShuttingDown),
+            };
+            publisher
+                .stats
+                .published
+                .fetch_add(taken as u64, Ordering::Relaxed);
+            // One batch is one unit of the task's budget, as one socket
+            // read of many packets is for a client's connection.
+            tokio::task::coop::consume_budget().await;
+            tracing::trace!(
+                target: "firehose_wasm::source",
+                source = &*self.name,
+                messages = taken,
+                "published a batch"
+            );
+            if let Err(SinkError::ShuttingDown) = result {
+                return Err(BatchError {
+                    published: batch_index(taken),
+                    error: PublishError::ShuttingDown,
+                });
+            }
+        }
+        match refused {
+            None => Ok(()),
+            Some((at, error)) => Err(BatchError {
+                published: batch_index(at),
+                error,
+            }),
+        }
+    }
+}
+
+/// A position in a batch, as the guest's `u32` (a list in a 32-bit
+/// guest's memory never has more elements).
+fn batch_index(at: usize) -> u32 {
+    u32::try_from(at).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

@@ -91,7 +91,7 @@ fn each_real_component_reports_its_world_and_imports() {
         let bytes = std::fs::read(component(name)).unwrap();
         let info = check_bytes(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(info.world, world, "{name}");
-        assert_eq!(info.bus_version, "0.1.0", "{name}");
+        assert_eq!(info.bus_version, firehose_wasm::WIT_VERSION, "{name}");
         println!(
             "{name}: {} (firehose:bus {}), imports: {}",
             info.world,

@@ -22,9 +22,9 @@ const WAIT: Duration = Duration::from_secs(20);
 
 /// A sink that hands every message to the test; with a gate, each
 /// publish first waits for a permit.
-struct Collect {
-    tx: mpsc::UnboundedSender<Message>,
-    gate: Option<Arc<Semaphore>>,
+pub(crate) struct Collect {
+    pub(crate) tx: mpsc::UnboundedSender<Message>,
+    pub(crate) gate: Option<Arc<Semaphore>>,
 }
 
 impl SourceSink for Collect {
@@ -53,7 +53,7 @@ fn probe_spec(name: &str, mode: &str) -> SourceSpec {
     .with_config("mode", mode)
 }
 
-async fn load(spec: SourceSpec) -> Source {
+pub(crate) async fn load(spec: SourceSpec) -> Source {
     Source::load(engine(), cache(), spec)
         .await
         .unwrap_or_else(|e| panic!("{e}"))
@@ -85,7 +85,8 @@ async fn closed_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-/// Collects the probe's reports until `probe/report/done`.
+/// Collects the probe's reports until `probe/report/done`, each as
+/// (check, payload); other messages before it as (topic, payload).
 async fn reports(rx: &mut mpsc::UnboundedReceiver<Message>) -> Vec<(String, String)> {
     let mut out = Vec::new();
     loop {
@@ -100,6 +101,9 @@ async fn reports(rx: &mut mpsc::UnboundedReceiver<Message>) -> Vec<(String, Stri
             if check == "done" {
                 return out;
             }
+        } else {
+            let text = String::from_utf8(m.payload).unwrap();
+            out.push((m.topic, text));
         }
     }
 }
@@ -161,6 +165,20 @@ async fn a_probe_reaches_only_what_it_is_granted_and_sees_no_files_env_or_stdin(
         r#"err: PublishError::OutsidePrefix("probe/")"#
     );
     assert!(report(&reports, "invalid-topic").starts_with("err: PublishError::InvalidTopic("));
+    // publish-batch: the first batch whole, the second up to its refusal,
+    // in order; an empty batch succeeds.
+    assert_eq!(report(&reports, "batch"), "ok: published");
+    assert_eq!(
+        report(&reports, "batch-refusal"),
+        r#"err: published 1, then PublishError::OutsidePrefix("probe/")"#
+    );
+    assert_eq!(report(&reports, "batch-empty"), "ok: published");
+    let batched: Vec<&str> = reports
+        .iter()
+        .filter(|(topic, _)| topic.starts_with("probe/batch/"))
+        .map(|(_, payload)| payload.as_str())
+        .collect();
+    assert_eq!(batched, ["1", "2", "3", "4"]);
 
     // After the reports, heartbeats; then a stop makes `run` return ok.
     let beat = tokio::time::timeout(WAIT, rx.recv())
@@ -175,7 +193,10 @@ async fn a_probe_reaches_only_what_it_is_granted_and_sees_no_files_env_or_stdin(
         published,
         rejected,
     } = source.counts();
-    assert_eq!(rejected, 3, "outside prefix, bare prefix, wildcard");
+    assert_eq!(
+        rejected, 4,
+        "outside prefix, bare prefix, wildcard, the batch's refusal"
+    );
     assert!(
         published > reports.len() as u64,
         "reports and a heartbeat: {published}"

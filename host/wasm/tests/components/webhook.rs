@@ -101,7 +101,7 @@ fn the_probe_is_a_webhook_source_without_run() {
         handler.starts_with("wasi:http/incoming-handler@0.2."),
         "{handler}"
     );
-    assert_eq!(info.bus_version, "0.1.0");
+    assert_eq!(info.bus_version, firehose_wasm::WIT_VERSION);
     assert!(
         info.imports
             .iter()

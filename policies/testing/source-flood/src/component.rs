@@ -13,7 +13,7 @@ wit_bindgen::generate!({ path: "../../../wit", world: "source" });
 use exports::firehose::bus::run::Guest;
 use firehose::bus::config;
 use firehose::bus::log::{Level, log};
-use firehose::bus::publish::{PublishError, publish};
+use firehose::bus::publish::{BatchError, PublishError, publish, publish_batch};
 use firehose::bus::types::{Message, Qos};
 
 struct Flood;
@@ -61,7 +61,7 @@ impl Guest for Flood {
         if line != "go" {
             return Err(format!("expected `go` from {}, got {line:?}", s.go));
         }
-        let mut message = Message {
+        let message = Message {
             topic: s.topic.clone(),
             payload: s.format.template(s.payload_size),
             qos: if s.qos1 {
@@ -73,20 +73,39 @@ impl Guest for Flood {
             content_type: None,
             user_properties: Vec::new(),
         };
+        let mut batch = vec![message; s.batch.min(s.count as usize).max(1)];
         let (mut published, mut errors) = (0u64, 0u64);
         let started = Instant::now();
-        for seq in 0..s.count {
-            s.format.write_seq(&mut message.payload, seq);
-            match publish(&message) {
-                Ok(()) => published += 1,
-                Err(PublishError::ShuttingDown) => return Ok(()),
-                Err(e) => {
+        let mut seq = 0;
+        while seq < s.count {
+            let n = batch.len().min((s.count - seq) as usize);
+            for (i, message) in batch[..n].iter_mut().enumerate() {
+                s.format.write_seq(&mut message.payload, seq + i as u64);
+            }
+            let (ok, error) = if s.batch == 1 {
+                match publish(&batch[0]) {
+                    Ok(()) => (1, None),
+                    Err(e) => (0, Some(e)),
+                }
+            } else {
+                match publish_batch(&batch[..n]) {
+                    Ok(()) => (n, None),
+                    Err(BatchError { published, error }) => (published as usize, Some(error)),
+                }
+            };
+            published += ok as u64;
+            match error {
+                None => {}
+                Some(PublishError::ShuttingDown) => return Ok(()),
+                Some(e) => {
                     if errors == 0 {
-                        log(Level::Warn, &format!("publish {seq}: {e:?}"));
+                        log(Level::Warn, &format!("publish {}: {e:?}", seq + ok as u64));
                     }
                     errors += 1;
                 }
             }
+            // A refused message is counted and skipped, as one by one.
+            seq += ok as u64 + u64::from(ok < n);
         }
         let took = started.elapsed().as_nanos();
         go.write_all(done_line(published, errors, took).as_bytes())

@@ -20,7 +20,9 @@
 //!
 //! Config (all strings): `count`, `topic`, `payload_size` (bytes,
 //! default 100), `format` (`json`, the default, `json-email` or
-//! `binary`), `qos` (`0`, the default, or `1`), `go` (`host:port`).
+//! `binary`), `qos` (`0`, the default, or `1`), `go` (`host:port`),
+//! `batch` (messages per host call: `1`, the default, calls `publish` for
+//! each; more hands them over with `publish-batch`).
 //!
 //! The payload logic is plain Rust, tested natively; the wit-bindgen glue
 //! compiles only for wasm32 and uses `wasi-net`'s TCP client
@@ -128,6 +130,9 @@ pub struct Settings {
     pub qos1: bool,
     /// `host:port` to connect to for the go signal and the report.
     pub go: String,
+    /// Messages per host call: 1 calls `publish` for each message, more
+    /// hands them over `batch` at a time with `publish-batch`.
+    pub batch: usize,
 }
 
 impl Settings {
@@ -150,6 +155,13 @@ impl Settings {
             "1" => true,
             other => return Err(format!("config `qos`: {other:?} (expected 0 or 1)")),
         };
+        let batch = match get("batch") {
+            Some(text) => match number("batch", text)? {
+                0 => return Err("config `batch`: must be at least 1".into()),
+                n => n as usize,
+            },
+            None => 1,
+        };
         Ok(Settings {
             count,
             topic: required("topic")?,
@@ -157,6 +169,7 @@ impl Settings {
             format,
             qos1,
             go: required("go")?,
+            batch,
         })
     }
 }
@@ -221,8 +234,17 @@ mod tests {
                 format: Format::Json,
                 qos1: false,
                 go: "127.0.0.1:4000".into(),
+                batch: 1,
             }
         );
+        let e = Settings::from_config(config(&[
+            ("count", "1"),
+            ("topic", "t"),
+            ("go", "g"),
+            ("batch", "0"),
+        ]))
+        .unwrap_err();
+        assert!(e.contains("`batch`"), "{e}");
         let e = Settings::from_config(config(&[("count", "x")])).unwrap_err();
         assert!(e.contains("`count`"), "{e}");
         let e = Settings::from_config(config(&[("count", "1")])).unwrap_err();

@@ -10,7 +10,7 @@ wit_bindgen::generate!({ path: "../../../wit", world: "source" });
 use exports::firehose::bus::run::Guest;
 use firehose::bus::config;
 use firehose::bus::log::{Level, log};
-use firehose::bus::publish::{PublishError, publish};
+use firehose::bus::publish::{BatchError, PublishError, publish, publish_batch};
 use firehose::bus::types::{Message, Qos};
 
 struct Probe;
@@ -114,7 +114,43 @@ fn probe(prefix: &str) -> Result<(), String> {
     )?;
     let wildcard = publish(&message(format!("{prefix}a/+"), "x".into(), false));
     report(prefix, "invalid-topic", outcome(wildcard))?;
+    batches(prefix)?;
     report(prefix, "done", Ok("all probes ran".into()))
+}
+
+/// `publish-batch`: three messages, then a batch refused in its middle
+/// (published: `<prefix>batch/1` to `4`, retained; never `5`), then an
+/// empty one.
+fn batches(prefix: &str) -> Result<(), String> {
+    let batch = |names: &[&str]| -> Vec<Message> {
+        names
+            .iter()
+            .map(|n| message(format!("{prefix}batch/{n}"), n.to_string(), true))
+            .collect()
+    };
+    report(
+        prefix,
+        "batch",
+        batch_outcome(publish_batch(&batch(&["1", "2", "3"]))),
+    )?;
+    let mut mixed = batch(&["4"]);
+    mixed.push(message("elsewhere/batch".into(), "x".into(), false));
+    mixed.extend(batch(&["5"]));
+    report(
+        prefix,
+        "batch-refusal",
+        batch_outcome(publish_batch(&mixed)),
+    )?;
+    report(prefix, "batch-empty", batch_outcome(publish_batch(&[])))
+}
+
+fn batch_outcome(result: Result<(), BatchError>) -> Result<String, String> {
+    match result {
+        Ok(()) => Ok("published".into()),
+        Err(BatchError { published, error }) => {
+            Err(format!("published {published}, then {error:?}"))
+        }
+    }
 }
 
 fn outcome(result: Result<(), PublishError>) -> Result<String, String> {

@@ -11,6 +11,10 @@
 //!   the connect is refused by the host's address check.
 //! - `denied_name`: `name:port` no grant names: the name lookup is
 //!   refused before any DNS query.
+//! - after the checks above, `publish-batch`: `<prefix>batch/1` to `3` in
+//!   one call (report `batch`), then `4`, a topic outside the prefix and
+//!   `5` (report `batch-refusal`: `4` is published, `5` is not), then an
+//!   empty batch (report `batch-empty`); the batch messages are retained.
 //! - `interval_ms`: after probing, a heartbeat on `<prefix>heartbeat`
 //!   this often (default 200) until the host says `shutting-down`.
 //!

@@ -66,6 +66,9 @@ pub struct Params {
     pub source_subscribers: Vec<usize>,
     /// Source scenario: firehose's `max_queued_qos0` (per subscriber).
     pub source_queue: usize,
+    /// Source scenario: messages per `publish-batch` call of the batch
+    /// variant (1: that variant is not run).
+    pub source_batch: usize,
 }
 
 /// What a scenario gets to run against one broker.

@@ -40,8 +40,11 @@ use crate::client::{BIG_READ_BUF, Conn};
 use crate::procfs::{CpuMark, CpuSpent};
 use crate::report::{Better, BrokerResult, Metric, ScenarioResult};
 
-/// The row of the source variant.
+/// The row of the source variant that calls `publish` per message.
 pub const WASM: &str = "wasm source";
+/// The row of the source variant that hands over `--source-batch`
+/// messages per `publish-batch` call.
+pub const WASM_BATCH: &str = "wasm source, publish-batch";
 /// The row of the native variant.
 pub const NATIVE: &str = "native publisher";
 
@@ -56,6 +59,7 @@ const ACCEPT_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Variant {
     Wasm,
+    WasmBatch,
     Native,
 }
 
@@ -63,7 +67,17 @@ impl Variant {
     pub fn label(self) -> &'static str {
         match self {
             Variant::Wasm => WASM,
+            Variant::WasmBatch => WASM_BATCH,
             Variant::Native => NATIVE,
+        }
+    }
+
+    /// Messages the source hands over per host call (`None`: native).
+    fn batch(self, p: &Params) -> Option<usize> {
+        match self {
+            Variant::Wasm => Some(1),
+            Variant::WasmBatch => Some(p.source_batch),
+            Variant::Native => None,
         }
     }
 }
@@ -112,6 +126,7 @@ pub fn description(p: &Params, subs: Option<usize>) -> String {
             Path::new("<work dir>/wasm/source-flood.wasm"),
             "bench/<run>",
             p,
+            1,
             "127.0.0.1:<go port>".parse().ok(),
         ),
         q = p.source_queue,
@@ -121,7 +136,13 @@ pub fn description(p: &Params, subs: Option<usize>) -> String {
 
 /// The `[[source]]` entry of the wasm variant (`go`: `None` shows a
 /// placeholder port).
-pub fn source_toml(wasm: &Path, run: &str, p: &Params, go: Option<SocketAddr>) -> String {
+pub fn source_toml(
+    wasm: &Path,
+    run: &str,
+    p: &Params,
+    batch: usize,
+    go: Option<SocketAddr>,
+) -> String {
     let go = go.map_or_else(|| "127.0.0.1:<go port>".to_owned(), |a| a.to_string());
     format!(
         r#"[[source]]
@@ -136,6 +157,7 @@ payload_size = "{size}"
 format = "{format}"
 qos = "0"
 go = "{go}"
+batch = "{batch}"
 
 [source.grants]
 tcp = ["{go}"]
@@ -166,12 +188,16 @@ pub async fn run_round(
             heading.push_str(&format!(" (round {round} of {rounds})"));
         }
         eprintln!("\n== {heading}");
-        let mut order = [Variant::Wasm, Variant::Native];
+        let mut order = vec![Variant::Wasm];
+        if p.source_batch > 1 {
+            order.push(Variant::WasmBatch);
+        }
+        order.push(Variant::Native);
         if round % 2 == 0 {
             order.reverse();
         }
         let mut rows = Vec::new();
-        for variant in order {
+        for &variant in &order {
             *run_no += 1;
             let dir = work.join(format!(
                 "{:02}-source-{subs}-{}",
@@ -186,10 +212,16 @@ pub async fn run_round(
             rows.push(r);
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        // The source first in every table, whatever the run order.
-        rows.sort_by_key(|r| r.label != Some(WASM));
+        // The sources first and the native publisher, the reference of
+        // the ratios, last in every table, whatever the run order.
+        rows.sort_by_key(|r| {
+            [WASM, WASM_BATCH, NATIVE]
+                .iter()
+                .position(|l| r.label == Some(*l))
+        });
         if order[0] != Variant::Wasm {
-            heading.push_str(&format!(", run in the order {NATIVE}, {WASM}"));
+            let order: Vec<&str> = order.iter().map(|v| v.label()).collect();
+            heading.push_str(&format!(", run in the order {}", order.join(", ")));
         }
         out.push(ScenarioResult {
             // Short: it names the rows of the summary over the rounds.
@@ -205,6 +237,7 @@ pub async fn run_round(
 fn variant_dir(variant: Variant) -> &'static str {
     match variant {
         Variant::Wasm => "wasm",
+        Variant::WasmBatch => "wasm-batch",
         Variant::Native => "native",
     }
 }
@@ -229,13 +262,16 @@ async fn run_variant(
     let p = setup.params;
     let tag = format!("source{run_no}");
     let run = format!("bench/{tag}");
-    let (go, extra) = match variant {
-        Variant::Wasm => {
+    let (go, extra) = match variant.batch(p) {
+        Some(batch) => {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding go port")?;
             let addr = listener.local_addr()?;
-            (Some(listener), source_toml(wasm, &run, p, Some(addr)))
+            (
+                Some(listener),
+                source_toml(wasm, &run, p, batch, Some(addr)),
+            )
         }
-        Variant::Native => (None, String::new()),
+        None => (None, String::new()),
     };
     let mut broker = RunningBroker::start(
         BrokerKind::Firehose,
@@ -540,6 +576,7 @@ mod tests {
             source_messages: 1000,
             source_subscribers: vec![1, 10],
             source_queue: 1000,
+            source_batch: 64,
         }
     }
 
@@ -550,6 +587,7 @@ mod tests {
             Path::new("/w/source-flood.wasm"),
             "bench/s1",
             &params(),
+            64,
             Some(go),
         );
         assert!(toml.contains("prefix = \"bench/s1\""), "{toml}");
@@ -558,6 +596,7 @@ mod tests {
         assert!(toml.contains("tcp = [\"127.0.0.1:4711\"]"), "{toml}");
         assert!(toml.contains("count = \"1000\""), "{toml}");
         assert!(toml.contains("format = \"json\""), "{toml}");
+        assert!(toml.contains("batch = \"64\""), "{toml}");
         assert!(toml.contains("path = \"/w/source-flood.wasm\""), "{toml}");
     }
 
