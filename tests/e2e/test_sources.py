@@ -296,6 +296,29 @@ def test_the_embedded_default_runs_a_demo_source_that_delivers_within_seconds(tm
         s.stop()
 
 
+def test_a_sources_batch_goes_through_the_transform_chain_of_its_topics(tmp_path, password_hashes):
+    """publish-batch: messages of a batch whose topic has a chain reach
+    subscribers only as the chain made them; the rest of the batch and
+    the other messages as published."""
+    chain = {"name": "mirror-batches", "topics": ["probe/batch/#"],
+             "components": [{"component": "topic-rewrite", "config": {"prefix": "mirror/"}}]}
+    b = start_broker(tmp_path, password_hashes, transforms=[chain], sources=[probe()])
+    try:
+        sub = subscribe(b, "mirror/#", "probe/#")
+        try:
+            r = reports(sub)
+            assert r["batch"] == "ok: published", r
+            sub.wait_for("probe/heartbeat")
+            mirrored = sorted((m[0], m[1].decode()) for m in sub.history if m[0].startswith("mirror/"))
+            assert mirrored == [(f"mirror/probe/batch/{n}", str(n)) for n in range(1, 5)], sub.history
+            assert not [m for m in sub.history if m[0].startswith("probe/batch/")], \
+                "batch messages reach subscribers only as rewritten"
+        finally:
+            sub.stop()
+    finally:
+        b.stop()
+
+
 def test_a_sources_messages_go_through_the_transform_chain_of_their_topic(tmp_path, password_hashes):
     """A source's publish on a topic with a chain waits for the chain, like
     a client's; one on a topic without a chain is routed at once."""

@@ -151,6 +151,23 @@ impl Broker {
         }
     }
 
+    /// [`Broker::transform_into`] for a batch, in order, with the policy
+    /// set loaded once for all of it.
+    pub async fn transform_all_into(
+        &self,
+        messages: impl IntoIterator<Item = Arc<Message>>,
+        staged: &mut Vec<Arc<Message>>,
+    ) {
+        let policies = self.policies.load_full();
+        let max_payload = self.limits.max_packet_size as usize;
+        for message in messages {
+            match policies.transforms.for_topic(&message.topic) {
+                None => staged.push(message),
+                Some(chain) => staged.extend(chain.apply(message, max_payload).await),
+            }
+        }
+    }
+
     /// Routes the messages [`Broker::transform_into`] staged, in order.
     pub fn route_staged(&self, staged: &mut Vec<Arc<Message>>) {
         for message in staged.drain(..) {

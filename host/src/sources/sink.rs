@@ -83,11 +83,22 @@ impl SourceSink for BrokerSink {
     ) -> Pin<Box<dyn Future<Output = Result<(), SinkError>> + Send + 'a>> {
         Box::pin(async move {
             let count = messages.len();
+            // A batch is usually of one topic or a few: consecutive equal
+            // topics share one `Arc<str>` instead of a copy each.
+            let mut last_topic: Option<Arc<str>> = None;
+            let messages: Vec<Arc<Message>> = messages
+                .into_iter()
+                .map(|mut message| {
+                    let topic = match &last_topic {
+                        Some(topic) if **topic == *message.topic => topic.clone(),
+                        _ => Arc::from(std::mem::take(&mut message.topic)),
+                    };
+                    last_topic = Some(topic.clone());
+                    Arc::new(broker_message_to(&self.publisher, topic, message))
+                })
+                .collect();
             let mut staged = Vec::with_capacity(count);
-            for message in messages {
-                let message = Arc::new(broker_message(&self.publisher, message));
-                self.broker.transform_into(message, &mut staged).await;
-            }
+            self.broker.transform_all_into(messages, &mut staged).await;
             self.broker.route_staged(&mut staged);
             *taken = count;
             Ok(())
@@ -97,9 +108,20 @@ impl SourceSink for BrokerSink {
 
 /// The broker's message for a source's `message`; `publisher` is the
 /// source's [`publisher_id`].
-pub fn broker_message(publisher: &Arc<str>, message: firehose_wasm::Message) -> Message {
+pub fn broker_message(publisher: &Arc<str>, mut message: firehose_wasm::Message) -> Message {
+    let topic = Arc::from(std::mem::take(&mut message.topic));
+    broker_message_to(publisher, topic, message)
+}
+
+/// [`broker_message`] with the topic already made (`message.topic` is
+/// ignored).
+fn broker_message_to(
+    publisher: &Arc<str>,
+    topic: Arc<str>,
+    message: firehose_wasm::Message,
+) -> Message {
     Message {
-        topic: Arc::from(message.topic),
+        topic,
         payload: Bytes::from(message.payload),
         qos: match message.qos {
             Qos::AtMostOnce => QoS::AtMostOnce,
