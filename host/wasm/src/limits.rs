@@ -103,6 +103,16 @@ impl Limits {
         usize::try_from(u64::from(self.memory_mib) << 20).unwrap_or(usize::MAX)
     }
 
+    /// The most bytes a guest may hand to the host in one call (wasmtime's
+    /// "hostcall fuel"): its memory cap. Strings and lists are copied out
+    /// of guest memory when a call lifts them, and a guest could point
+    /// many list elements at the same bytes; with this bound the host
+    /// never copies more for a guest than the guest itself may hold. A
+    /// call over it fails and the guest traps.
+    pub(crate) fn hostcall_fuel(&self) -> usize {
+        self.memory_bytes()
+    }
+
     /// The `StoreLimits` for one instance's store.
     pub(crate) fn store_limits(&self) -> StoreLimits {
         StoreLimitsBuilder::new()

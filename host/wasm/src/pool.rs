@@ -138,6 +138,7 @@ impl<B: Bindings> Pool<B> {
         let state = HostState::new(s.name.clone(), s.config.clone(), &s.limits, s.stdio);
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|state| &mut state.limits);
+        store.set_hostcall_fuel(s.limits.hostcall_fuel());
         store.epoch_deadline_trap();
         store.set_epoch_deadline(self.instantiate_ticks);
         store.data_mut().begin_call();

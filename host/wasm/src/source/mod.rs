@@ -377,6 +377,7 @@ impl Source {
         );
         let mut store = Store::new(inner.engine.engine(), state);
         store.limiter(|state| &mut state.limits);
+        store.set_hostcall_fuel(spec.limits().hostcall_fuel());
         store.set_epoch_deadline(YIELD_TICKS);
         store.epoch_deadline_async_yield_and_update(YIELD_TICKS);
         store

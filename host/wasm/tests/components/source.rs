@@ -275,6 +275,21 @@ async fn how_a_run_ends_is_reported_trap_exit_error_and_out_of_memory() {
     );
 }
 
+/// A guest that points 80 MiB of user properties at 1 MiB of its memory
+/// cannot make the host copy more than its 64 MiB cap: the call fails
+/// while lifting, the guest traps, and nothing reaches the sink.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_cannot_make_the_host_copy_more_than_its_memory_cap() {
+    let e = run_to_end("alias", 64).await.unwrap_err();
+    let RunError::Trap { message, .. } = &e else {
+        panic!("expected a trap, got {e}");
+    };
+    assert!(
+        message.contains("too much data is being copied between the host and the guest"),
+        "{message}"
+    );
+}
+
 /// On a single-threaded runtime a guest that never yielded would starve
 /// the timer: the timeout firing proves the epoch deadline yields.
 #[tokio::test(flavor = "current_thread")]

@@ -181,6 +181,26 @@ fn heartbeat(prefix: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Publishes one message whose 40 user properties all point at the same
+/// 1 MiB of guest memory: 80 MiB for the host to copy out of 1 MiB. The
+/// host bounds what it copies per call by the guest's memory cap, so the
+/// call fails (and this guest traps) instead of the host allocating for
+/// it. A guest built with wit-bindgen never aliases; this one does on
+/// purpose, by giving 80 `String`s the same buffer and never dropping
+/// them.
+fn alias(prefix: &str) -> Result<(), String> {
+    let big = std::mem::ManuallyDrop::new("x".repeat(1 << 20));
+    let (ptr, len, cap) = (big.as_ptr() as *mut u8, big.len(), big.capacity());
+    // SAFETY: none of these Strings is ever written to or dropped (the
+    // message is forgotten below); they are only read while lowering.
+    let shared = || unsafe { String::from_raw_parts(ptr, len, cap) };
+    let mut m = message(format!("{prefix}alias"), "alias".into(), false);
+    m.user_properties = (0..40).map(|_| (shared(), shared())).collect();
+    let result = publish(&m);
+    std::mem::forget(m);
+    Err(format!("the host took the aliased message: {result:?}"))
+}
+
 impl Guest for Probe {
     fn run() -> Result<(), String> {
         let prefix = config::get("prefix").ok_or("config `prefix` is missing")?;
@@ -214,6 +234,7 @@ impl Guest for Probe {
                     std::hint::black_box(&blocks);
                 }
             }
+            "alias" => alias(&prefix),
             other => Err(format!("config `mode`: unknown mode {other:?}")),
         }
     }

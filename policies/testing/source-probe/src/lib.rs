@@ -20,8 +20,11 @@
 //!
 //! The other modes exercise the supervisor: `trap` panics, `exit` calls
 //! `exit(3)`, `fail` returns an error, `spin` loops without ever calling
-//! the host, `alloc` allocates until the memory cap stops it; each first
-//! publishes `<prefix>report/started` (not retained, counted by tests).
+//! the host, `alloc` allocates until the memory cap stops it, `alias`
+//! hands the host a message whose user properties all point at the same
+//! 1 MiB (80 MiB to copy: more than its memory cap, so the call must
+//! fail); each first publishes `<prefix>report/started` (not retained,
+//! counted by tests).
 //!
 //! The wit-bindgen glue and the probes are `component.rs`; the TCP client
 //! is `wasi-net`'s (guests/wasi-net), as the sources use it.
