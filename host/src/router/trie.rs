@@ -1,10 +1,12 @@
 //! The subscription tree: topic filters split into levels, so matching a
 //! topic walks at most its own levels instead of every subscription.
 //!
-//! `+` and `#` are stored as ordinary level keys (they can never be literal
-//! levels of a topic name). A filter's subscribers hang off the node of its
-//! last level; shared subscriptions (`$share/<group>/<filter>`) hang off
-//! the node of their inner filter, per group.
+//! `+` and `#` levels have a slot of their own in each node (they can never
+//! be literal levels of a topic name), so matching a topic level costs one
+//! hash lookup (its literal child) rather than three. A filter's
+//! subscribers hang off the node of its last level; shared subscriptions
+//! (`$share/<group>/<filter>`) hang off the node of their inner filter,
+//! per group.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -52,14 +54,52 @@ impl SharedGroup {
 
 #[derive(Debug, Default)]
 struct Node {
+    /// Literal levels.
     children: HashMap<Box<str>, Node>,
+    /// The `+` level.
+    plus: Option<Box<Node>>,
+    /// The `#` level.
+    hash: Option<Box<Node>>,
     subscribers: Vec<Subscriber>,
     shared: Vec<(Box<str>, SharedGroup)>,
 }
 
 impl Node {
     fn is_empty(&self) -> bool {
-        self.children.is_empty() && self.subscribers.is_empty() && self.shared.is_empty()
+        self.children.is_empty()
+            && self.plus.is_none()
+            && self.hash.is_none()
+            && self.subscribers.is_empty()
+            && self.shared.is_empty()
+    }
+
+    /// The child for filter level `level`, made if missing.
+    fn child_or_insert(&mut self, level: &str) -> &mut Node {
+        match level {
+            "+" => self.plus.get_or_insert_with(Box::default),
+            "#" => self.hash.get_or_insert_with(Box::default),
+            _ => self.children.entry(level.into()).or_default(),
+        }
+    }
+
+    /// The child for filter level `level`.
+    fn child_mut(&mut self, level: &str) -> Option<&mut Node> {
+        match level {
+            "+" => self.plus.as_deref_mut(),
+            "#" => self.hash.as_deref_mut(),
+            _ => self.children.get_mut(level),
+        }
+    }
+
+    /// Drops the child for filter level `level`.
+    fn remove_child(&mut self, level: &str) {
+        match level {
+            "+" => self.plus = None,
+            "#" => self.hash = None,
+            _ => {
+                self.children.remove(level);
+            }
+        }
     }
 }
 
@@ -84,7 +124,7 @@ impl Trie {
     pub fn insert(&mut self, filter: &str, group: Option<&str>, subscriber: Subscriber) -> bool {
         let mut node = &mut self.root;
         for level in filter.split('/') {
-            node = node.children.entry(level.into()).or_default();
+            node = node.child_or_insert(level);
         }
         let list = match group {
             None => &mut node.subscribers,
@@ -153,12 +193,12 @@ fn remove_at(
         };
         return removed;
     };
-    let Some(child) = node.children.get_mut(*first) else {
+    let Some(child) = node.child_mut(first) else {
         return false;
     };
     let removed = remove_at(child, rest, group, session);
     if child.is_empty() {
-        node.children.remove(*first);
+        node.remove_child(first);
     }
     removed
 }
@@ -182,14 +222,14 @@ fn take<'a>(node: &'a Node, out: &mut Matches<'a>) {
 fn collect<'a>(node: &'a Node, levels: &[&str], depth: usize, dollar: bool, out: &mut Matches<'a>) {
     // A leading wildcard never matches a `$` topic.
     let wildcards = !(dollar && depth == 0);
-    if wildcards && let Some(hash) = node.children.get("#") {
+    if wildcards && let Some(hash) = &node.hash {
         take(hash, out);
     }
     let Some(level) = levels.get(depth) else {
         take(node, out);
         return;
     };
-    if wildcards && let Some(plus) = node.children.get("+") {
+    if wildcards && let Some(plus) = &node.plus {
         collect(plus, levels, depth + 1, dollar, out);
     }
     if let Some(child) = node.children.get(*level) {
@@ -263,6 +303,25 @@ mod tests {
         assert_eq!(matched(&trie, "x/y"), ["a"]);
         assert!(trie.remove("x/y", None, &a));
         assert!(!trie.remove("x/y", None, &a));
+        assert!(trie.root.is_empty());
+    }
+
+    #[test]
+    fn removing_wildcard_filters_prunes_their_nodes_and_keeps_the_others() {
+        let mut trie = Trie::default();
+        let (a, b) = (session("a"), session("b"));
+        for filter in ["a/+/c", "a/#", "#", "+/b", "+", "a/+/#"] {
+            assert!(trie.insert(filter, None, sub(&a)), "{filter}");
+        }
+        trie.insert("a/x/c", None, sub(&b));
+        assert_eq!(matched(&trie, "a/x/c"), ["a", "a", "a", "a", "b"]);
+        for filter in ["a/+/c", "a/#", "#", "+/b", "+", "a/+/#"] {
+            assert!(trie.remove(filter, None, &a), "{filter}");
+            assert!(!trie.remove(filter, None, &a), "{filter}");
+        }
+        assert_eq!(matched(&trie, "a/x/c"), ["b"]);
+        assert!(matched(&trie, "q/b").is_empty());
+        assert!(trie.remove("a/x/c", None, &b));
         assert!(trie.root.is_empty());
     }
 
