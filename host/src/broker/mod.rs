@@ -141,14 +141,7 @@ impl Broker {
     /// routing it: the caller routes a batch at once with
     /// [`Broker::route_staged`].
     pub async fn transform_into(&self, message: Arc<Message>, staged: &mut Vec<Arc<Message>>) {
-        let policies = self.policies.load_full();
-        match policies.transforms.for_topic(&message.topic) {
-            None => staged.push(message),
-            Some(chain) => {
-                let max_payload = self.limits.max_packet_size as usize;
-                staged.extend(chain.apply(message, max_payload).await);
-            }
-        }
+        self.transform_all_into([message], staged).await;
     }
 
     /// [`Broker::transform_into`] for a batch, in order, with the policy

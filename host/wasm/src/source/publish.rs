@@ -140,9 +140,7 @@ impl publish::Host for SourceState {
             return Err(PublishError::ShuttingDown);
         }
         if let Err(error) = check(&publisher.prefix, publisher.max_message_bytes, &message) {
-            publisher.stats.rejected.fetch_add(1, Ordering::Relaxed);
-            let topic = message.topic.clone();
-            self.note_rejected(&topic, &error);
+            self.note_rejected(&message.topic, &error);
             return Err(error);
         }
         let publisher = &mut self.publisher;
@@ -191,12 +189,7 @@ impl publish::Host for SourceState {
                 .map(|error| (at, error))
         });
         if let Some((at, error)) = &refused {
-            self.publisher
-                .stats
-                .rejected
-                .fetch_add(1, Ordering::Relaxed);
-            let topic = messages[*at].topic.clone();
-            self.note_rejected(&topic, error);
+            self.note_rejected(&messages[*at].topic, error);
             messages.truncate(*at);
         }
         let count = messages.len();

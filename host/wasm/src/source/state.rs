@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
@@ -86,8 +87,13 @@ impl SourceState {
         )
     }
 
-    /// Logs a refused publish, within the per-second budget.
+    /// Counts a refused publish in the source's `rejected` counter and
+    /// logs it, within the per-second budget.
     pub(crate) fn note_rejected(&mut self, topic: &str, error: &PublishError) {
+        self.publisher
+            .stats
+            .rejected
+            .fetch_add(1, Ordering::Relaxed);
         let Some(suppressed) = self.reject_budget.take() else {
             return;
         };
